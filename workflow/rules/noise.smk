@@ -1,0 +1,24 @@
+rule noise:
+    input:
+        code("noise", "data", "models", "estimators"),
+        checkpoints=rules.train.output.checkpoints,
+    output:
+        samples=f"{RESULTS}/{{experiment}}/noise/{{optimizer}}/seed{{seed}}/step{{step}}.parquet",
+        stats=f"{RESULTS}/{{experiment}}/noise/{{optimizer}}/seed{{seed}}/step{{step}}.stats.parquet",
+    log:
+        "logs/{experiment}/noise/{optimizer}/seed{seed}/step{step}.log",
+    benchmark:
+        "logs/{experiment}/noise/{optimizer}/seed{seed}/step{step}.benchmark.tsv"
+    params:
+        settings=noise_settings,
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=gpus,
+    conda:
+        "../envs/gradnoise.yaml"
+    shell:
+        "{PYTHON} scripts/noise.py --settings {params.settings:q} "
+        "--checkpoint {input.checkpoints:q}/step{wildcards.step}.pt "
+        "--out {output.samples:q} --out-stats {output.stats:q} --threads {threads} 2> {log:q}"

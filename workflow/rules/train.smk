@@ -1,0 +1,25 @@
+rule train:
+    input:
+        code("train", "data", "models", "optim"),
+    output:
+        history=f"{RESULTS}/{{experiment}}/train/{{optimizer}}/seed{{seed}}/history.parquet",
+        checkpoints=directory(
+            f"{RESULTS}/{{experiment}}/train/{{optimizer}}/seed{{seed}}/checkpoints"
+        ),
+    log:
+        "logs/{experiment}/train/{optimizer}/seed{seed}.log",
+    benchmark:
+        "logs/{experiment}/train/{optimizer}/seed{seed}.benchmark.tsv"
+    params:
+        settings=train_settings,
+        run_dir=run_dir,
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=gpus,
+    conda:
+        "../envs/gradnoise.yaml"
+    shell:
+        "{PYTHON} scripts/train.py --settings {params.settings:q} --run-dir {params.run_dir:q} "
+        "--threads {threads} 2> {log:q}"
