@@ -71,7 +71,10 @@ def alpha_hill(x: np.ndarray, k: int) -> float:
         raise ValueError(f"k must lie in [1, {a.size - 1}], got {k}")
     top = np.partition(a, a.size - k - 1)[a.size - k - 1 :]
     threshold, largest = top.min(), np.sort(top)[1:]
-    return 1.0 / float(np.mean(np.log(largest / threshold)))
+    if threshold <= 0:
+        return math.nan
+    inv = float(np.mean(np.log(largest / threshold)))
+    return 1.0 / inv if inv > 0 else math.inf
 
 
 @cache

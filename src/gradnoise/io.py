@@ -31,15 +31,16 @@ split, view, layer dictionary<string>      as above
 numel              int64                   D of the layer (or network)
 k1                 int64                   reference block size: largest divisor of P·D ≤ √(P·D)
 row_log_x          list<float64>[P]        per sample k: Σ log(|x|+eps) over u_k's entries
-row_log_y          list<float64>[P]        per sample k: Σ log(|Y|+eps) over blocks starting in row k
-row_n_y            list<int64>[P]          per sample k: number of blocks starting in row k
+row_log_y          list<float64>[P]        per sample k: Σ log(|Y|+eps) over blocks completed in row k
+row_n_y            list<int64>[P]          per sample k: number of blocks completed in row k
 null_row_log_x,    list                    the same for a Gaussian surrogate with the same
 null_row_log_y                             per-coordinate std, streamed through the same layout
-gram               list<float64>[P·P]      G = U Uᵀ/(P−1) of the centered noise (row-major); only for
-                                           views whose Gram is computed (see ``noise.py``)
+eigenvalues        list<float64>[P]        spectrum of G = U Uᵀ/(P−1) of the centered noise, descending
+gram               list<float64>[P·P]      G itself (row-major), for layer ``__all__`` only
 coord_index        list<int64>[n]          flat indices of the stored coordinates (−1 = padding)
-var_q01, var_q50,  float64                 quantiles of the per-coordinate variance over the layer
-var_q99, var_mean
+var_q01, var_q50,  float64                 per-coordinate variance: mean over the layer, and
+var_q99, var_mean  float64                 quantiles over the coordinates with nonzero variance
+var_zero_fraction  float64                 fraction of coordinates whose noise is exactly zero
 =================  ======================  ===========================================================
 
 The pooled reference estimate is 1/α̂ = (Σ row_log_y / Σ row_n_y − Σ row_log_x / (P·D)) / log k1.

@@ -368,7 +368,8 @@ def to_tables(splits: dict[str, dict[str, Any]], per_layer: int) -> tuple[Any, A
                 (l.name, l.numel, coord_index[i], slice(l.start, l.stop)) for i, l in enumerate(layers)
             ]:
                 pooled, null = st["pooled"][name], st["null"][name]
-                q01, q50, q99 = np.quantile(var[sl], [0.01, 0.5, 0.99])
+                live = var[sl][var[sl] > 0]  # coordinates with no noise at all (dead inputs) excluded
+                q01, q50, q99 = np.quantile(live, [0.01, 0.5, 0.99]) if live.size else (0.0,) * 3
                 stats.append(
                     {
                         "split": split,
@@ -389,6 +390,7 @@ def to_tables(splits: dict[str, dict[str, Any]], per_layer: int) -> tuple[Any, A
                         "var_q50": float(q50),
                         "var_q99": float(q99),
                         "var_mean": float(var[sl].mean()),
+                        "var_zero_fraction": float(np.mean(var[sl] == 0)),
                     }
                 )
     if not samples:
@@ -422,6 +424,7 @@ def _stats_schema() -> Any:
             ("var_q50", pa.float64()),
             ("var_q99", pa.float64()),
             ("var_mean", pa.float64()),
+            ("var_zero_fraction", pa.float64()),
         ]
     )
 

@@ -11,7 +11,7 @@ rule noise:
         "logs/{experiment}/noise/{optimizer}/seed{seed}/step{step}.benchmark.tsv"
     params:
         settings=noise_settings,
-    threads: 2
+    threads: lambda w: EXPERIMENTS[w.experiment]["threads"]
     resources:
         mem_mb=4000,
         runtime=120,

@@ -1,0 +1,42 @@
+rule tails:
+    input:
+        code("tails", "estimators", "anisotropy"),
+        samples=rules.noise.output.samples,
+        stats=rules.noise.output.stats,
+    output:
+        f"{RESULTS}/{{experiment}}/tails/{{optimizer}}/seed{{seed}}/step{{step}}.parquet",
+    log:
+        "logs/{experiment}/tails/{optimizer}/seed{seed}/step{step}.log",
+    benchmark:
+        "logs/{experiment}/tails/{optimizer}/seed{seed}/step{step}.benchmark.tsv"
+    params:
+        settings=lambda w: as_json(EXPERIMENTS[w.experiment]["tails"]),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/gradnoise.yaml"
+    shell:
+        "{PYTHON} scripts/tails.py --settings {params.settings:q} --samples {input.samples:q} "
+        "--stats {input.stats:q} --out {output:q} 2> {log:q}"
+
+
+rule aggregate_tails:
+    input:
+        "scripts/aggregate.py",
+        tables=lambda w: tails_files(w.experiment),
+    output:
+        f"{RESULTS}/{{experiment}}/tails.parquet",
+    log:
+        "logs/{experiment}/aggregate_tails.log",
+    benchmark:
+        "logs/{experiment}/aggregate_tails.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/gradnoise.yaml"
+    shell:
+        "{PYTHON} scripts/aggregate.py {input.tables:q} --out {output:q} 2> {log:q}"

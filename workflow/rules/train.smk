@@ -13,7 +13,7 @@ rule train:
     params:
         settings=train_settings,
         run_dir=run_dir,
-    threads: 2
+    threads: lambda w: EXPERIMENTS[w.experiment]["threads"]
     resources:
         mem_mb=4000,
         runtime=120,

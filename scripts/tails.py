@@ -1,0 +1,26 @@
+"""Estimate α (every variant, with CIs and Gaussian nulls) and anisotropy from one noise file."""
+
+from __future__ import annotations
+
+import _cli
+
+from gradnoise.io import read_parquet, read_settings, write_parquet
+from gradnoise.tails import TailSettings, analyze
+
+
+def main() -> None:
+    p = _cli.parser(__doc__)
+    p.add_argument("--samples", required=True, help="noise samples Parquet file")
+    p.add_argument("--stats", required=True, help="noise stats Parquet file")
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    _cli.setup_logging()
+    ts = TailSettings(**_cli.settings(args.settings))
+    samples, stats = read_parquet(args.samples), read_parquet(args.stats)
+    run = read_settings(args.stats)
+    table = analyze(samples, stats, run, ts)
+    write_parquet(table, args.out, {"tails": ts.__dict__, "noise": run})
+
+
+if __name__ == "__main__":
+    main()
