@@ -5,6 +5,7 @@ import json
 import sys
 
 from gradnoise.config import prepare_config
+from gradnoise.figures import FIGURES
 
 config = prepare_config(config)
 RESULTS = config["results"]
@@ -76,6 +77,14 @@ def noise_settings(w):
     )
 
 
+def sharpness_settings(w):
+    exp = EXPERIMENTS[w.experiment]
+    keys = ("dataset", "model", "device", "sharpness")
+    return as_json(
+        {"experiment": w.experiment, "optimizer": w.optimizer, "seed": int(w.seed), **{k: exp[k] for k in keys}}
+    )
+
+
 def noise_files(experiment, optimizer=None):
     exp = EXPERIMENTS[experiment]
     return [
@@ -104,6 +113,15 @@ def sharpness_files(experiment):
     ]
 
 
+def histogram_noise_file(w):
+    """The noise file whose layer histogram is drawn: SGD (else the first optimizer), first seed,
+    final checkpoint."""
+    exp = EXPERIMENTS[w.experiment]
+    opt = next((o for o in ("sgd", "sgdm") if o in exp["optimizers"]), next(iter(exp["optimizers"])))
+    step = max(exp["checkpoints"])
+    return f"{RESULTS}/{w.experiment}/noise/{opt}/seed{exp['seeds'][0]}/step{step}.parquet"
+
+
 def final_outputs():
     out = []
     for name in EXPERIMENTS:
@@ -111,6 +129,10 @@ def final_outputs():
             f"{RESULTS}/{name}/tails.parquet",
             f"{RESULTS}/{name}/simulate/escape.parquet",
             f"{RESULTS}/{name}/claims.md",
-            f"{RESULTS}/{name}/figures/.done",
+        ]
+        out += [
+            f"{RESULTS}/{name}/figures/{fig}.{fmt}"
+            for fig in FIGURES
+            for fmt in config["figures"]["formats"]
         ]
     return out

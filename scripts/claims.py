@@ -1,0 +1,36 @@
+"""Decide each claim of Zhou et al. (2020) from the measurements: claims.md and claims.parquet."""
+
+from __future__ import annotations
+
+import _cli
+import pandas as pd
+import pyarrow as pa
+
+from gradnoise.claims import ClaimSettings, evaluate_claims, to_markdown
+from gradnoise.io import read_parquet, tmp_path, write_parquet
+
+
+def main() -> None:
+    p = _cli.parser(__doc__)
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--tails", required=True)
+    p.add_argument("--escape", required=True)
+    p.add_argument("--sharpness", nargs="+", required=True)
+    p.add_argument("--out-md", required=True)
+    p.add_argument("--out-parquet", required=True)
+    args = p.parse_args()
+    _cli.setup_logging()
+    s = _cli.settings(args.settings)
+    runs = pd.concat([read_parquet(f).to_pandas() for f in args.sharpness], ignore_index=True)
+    claims = evaluate_claims(
+        read_parquet(args.tails).to_pandas(), read_parquet(args.escape).to_pandas(), runs, ClaimSettings(**s)
+    )
+    write_parquet(pa.Table.from_pandas(claims, preserve_index=False), args.out_parquet, s)
+    tmp = tmp_path(pd.io.common.Path(args.out_md))
+    tmp.write_text(to_markdown(claims, args.experiment))
+    tmp.replace(args.out_md)
+    print(to_markdown(claims, args.experiment))
+
+
+if __name__ == "__main__":
+    main()

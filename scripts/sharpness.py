@@ -1,0 +1,69 @@
+"""Sharpness (top Hessian eigenvalue and Hessian trace) of a run's last checkpoint."""
+
+from __future__ import annotations
+
+import _cli
+import pyarrow as pa
+import torch
+
+from gradnoise.devices import resolve_device
+from gradnoise.io import load_checkpoint, read_parquet, write_parquet
+from gradnoise.models import build_model
+from gradnoise.sharpness import hutchinson_trace, loss_hvp, top_eigenvalue
+from gradnoise.train import dataset_from
+
+SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("optimizer", pa.string()),
+        ("seed", pa.int64()),
+        ("step", pa.int64()),
+        ("status", pa.string()),
+        ("top_eigenvalue", pa.float64()),
+        ("power_iterations", pa.int64()),
+        ("converged", pa.bool_()),
+        ("trace", pa.float64()),
+        ("trace_se", pa.float64()),
+        ("train_acc", pa.float64()),
+        ("test_acc", pa.float64()),
+        ("train_loss", pa.float64()),
+        ("test_loss", pa.float64()),
+    ]
+)
+
+
+def main() -> None:
+    p = _cli.parser(__doc__)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--history", required=True)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    _cli.setup_logging()
+    torch.set_num_threads(max(1, args.threads))
+    s = _cli.settings(args.settings)
+    hs = s["sharpness"]
+    ckpt = load_checkpoint(args.checkpoint)
+    last = read_parquet(args.history).to_pylist()[-1]
+    row = {k: s[k] for k in ("experiment", "optimizer", "seed")} | {"step": ckpt["step"], "status": ckpt["status"]}
+    row |= {k: last[k] for k in ("train_acc", "test_acc", "train_loss", "test_loss")}
+    if ckpt["status"] == "ok":
+        device = resolve_device(s["device"])
+        data = dataset_from(s["dataset"]).to(device)
+        model = build_model(s["model"], data.input_shape, data.n_classes).to(device)
+        model.load_state_dict(ckpt["model"])
+        b = hs["batch_size"]
+        batches = [
+            (data.x_train[i * b : (i + 1) * b], data.y_train[i * b : (i + 1) * b])
+            for i in range(min(hs["n_batches"], len(data.y_train) // b))
+        ]
+        hvp = loss_hvp(model, batches)
+        params = [q for q in model.parameters() if q.requires_grad]
+        top = top_eigenvalue(hvp, params, hs["max_iter"], hs["tol"], hs["seed"])
+        trace, se = hutchinson_trace(hvp, params, hs["hutchinson_samples"], hs["seed"])
+        row |= {"top_eigenvalue": top.value, "power_iterations": top.iterations, "converged": top.converged,
+                "trace": trace, "trace_se": se}
+    write_parquet(pa.Table.from_pylist([row], schema=SCHEMA), args.out, s)
+
+
+if __name__ == "__main__":
+    main()
