@@ -1,0 +1,37 @@
+"""pyproject.toml and the conda files must declare the same runtime packages."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+CONDA_NAMES = {"torch": "pytorch"}
+
+
+def _name(spec: str) -> str:
+    return re.split(r"[<>=!~ \[]", spec, maxsplit=1)[0].strip().lower()
+
+
+def _pyproject(root) -> set[str]:
+    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    return {CONDA_NAMES.get(_name(d), _name(d)) for d in deps}
+
+
+def _conda(path) -> set[str]:
+    deps = yaml.safe_load(path.read_text())["dependencies"]
+    return {_name(d) for d in deps if isinstance(d, str)} - {"python", "pip"}
+
+
+def test_environment_yml_lists_the_runtime_dependencies_of_pyproject(root):
+    assert _conda(root / "environment.yml") == _pyproject(root)
+
+
+def test_rule_environment_lists_the_runtime_dependencies_except_snakemake(root):
+    assert _conda(root / "workflow" / "envs" / "gradnoise.yaml") == _pyproject(root) - {"snakemake"}
+
+
+def test_conda_env_installs_this_package(root):
+    pip = [d for d in yaml.safe_load((root / "environment.yml").read_text())["dependencies"] if isinstance(d, dict)]
+    assert pip == [{"pip": ["-e ."]}]

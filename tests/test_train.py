@@ -1,0 +1,105 @@
+"""Training: outputs, determinism, resume after interruption, divergence."""
+
+from __future__ import annotations
+
+import math
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+import gradnoise.train as train_mod
+from gradnoise.train import RunSettings, train_run
+
+
+def settings(**over) -> RunSettings:
+    base = dict(
+        experiment="t",
+        dataset={"name": "mnist_embedded", "train_size": 400, "test_size": 200},
+        model={"name": "mlp", "hidden": [16]},
+        optimizer="adam",
+        hparams={"lr": 0.003},
+        seed=0,
+        batch_size=32,
+        iterations=24,
+        checkpoints=[0, 8, 24],
+        eval_every=8,
+        device="cpu",
+    )
+    return RunSettings(**{**base, **over})
+
+
+def _state(run_dir, step):
+    return torch.load(run_dir / "checkpoints" / f"step{step}.pt", weights_only=True)
+
+
+def test_run_writes_checkpoints_with_optimizer_state_and_history(tmp_path):
+    assert train_run(settings(), tmp_path) == "ok"
+    hist = pq.read_table(tmp_path / "history.parquet").to_pandas()
+    assert hist.iteration.tolist() == [0, 8, 16, 24]
+    assert {"train_loss", "test_acc", "weight_distance", "epoch", "lr"} <= set(hist.columns)
+    assert hist.weight_distance.iloc[0] == 0 and hist.weight_distance.iloc[-1] > 0
+    ck = _state(tmp_path, 24)
+    assert ck["status"] == "ok" and ck["step"] == 24
+    assert "exp_avg_sq" in ck["optimizer"]["state"][0]
+    assert not (tmp_path / ".resume").exists()
+
+
+def test_same_seed_gives_identical_checkpoints_and_history(tmp_path):
+    train_run(settings(), tmp_path / "a")
+    train_run(settings(), tmp_path / "b")
+    assert (tmp_path / "a" / "history.parquet").read_bytes() == (tmp_path / "b" / "history.parquet").read_bytes()
+    for k, v in _state(tmp_path / "a", 24)["model"].items():
+        assert torch.equal(v, _state(tmp_path / "b", 24)["model"][k])
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint_and_matches(tmp_path, monkeypatch):
+    train_run(settings(), tmp_path / "full")
+    real_next = train_mod.BatchStream.next
+    calls = {"n": 0}
+
+    def dying_next(self):
+        calls["n"] += 1
+        if calls["n"] == 13:  # mid-way between checkpoints 8 and 24
+            raise KeyboardInterrupt("killed")
+        return real_next(self)
+
+    monkeypatch.setattr(train_mod.BatchStream, "next", dying_next)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(settings(), tmp_path / "cut")
+    assert not (tmp_path / "cut" / "history.parquet").exists()  # nothing looks complete
+    assert (tmp_path / "cut" / ".resume" / "state.pt").exists()
+    monkeypatch.setattr(train_mod.BatchStream, "next", real_next)
+    train_run(settings(), tmp_path / "cut")
+    assert (tmp_path / "cut" / "history.parquet").read_bytes() == (tmp_path / "full" / "history.parquet").read_bytes()
+    for k, v in _state(tmp_path / "full", 24)["model"].items():
+        assert torch.equal(v, _state(tmp_path / "cut", 24)["model"][k])
+
+
+def test_resume_state_of_other_settings_is_discarded(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real_next = train_mod.BatchStream.next
+
+    def dying_next(self):
+        calls["n"] += 1
+        if calls["n"] == 13:
+            raise KeyboardInterrupt
+        return real_next(self)
+
+    monkeypatch.setattr(train_mod.BatchStream, "next", dying_next)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(settings(), tmp_path)
+    monkeypatch.setattr(train_mod.BatchStream, "next", real_next)
+    train_run(settings(hparams={"lr": 0.001}), tmp_path)
+    train_run(settings(hparams={"lr": 0.001}), tmp_path / "fresh")
+    assert (tmp_path / "history.parquet").read_bytes() == (tmp_path / "fresh" / "history.parquet").read_bytes()
+
+
+def test_diverging_run_is_recorded_not_dropped(tmp_path):
+    status = train_run(settings(optimizer="sgd", hparams={"lr": 1e6}), tmp_path)
+    assert status == "diverged"
+    hist = pq.read_table(tmp_path / "history.parquet").to_pandas()
+    assert hist.status.iloc[-1] == "diverged" and not math.isfinite(hist.batch_loss.iloc[-1])
+    assert pq.read_schema(tmp_path / "history.parquet").metadata[b"gradnoise.settings"].find(b'"status": "diverged"') >= 0
+    last = _state(tmp_path, 24)
+    assert last["status"] == "diverged" and last["diverged_at"] == hist.iteration.iloc[-1]
