@@ -33,8 +33,8 @@ k1                 int64                   reference block size: largest divisor
 row_log_x          list<float64>[P]        per sample k: Σ log(|x|+eps) over u_k's entries
 row_log_y          list<float64>[P]        per sample k: Σ log(|Y|+eps) over blocks completed in row k
 row_n_y            list<int64>[P]          per sample k: number of blocks completed in row k
-null_row_log_x,    list                    the same for a Gaussian surrogate with the same
-null_row_log_y                             per-coordinate std, streamed through the same layout
+null_row_log_x,    list                    the same for a Gaussian surrogate with the same per-
+null_row_log_y                             coordinate scale (IQR/1.349), streamed through the same layout
 eigenvalues        list<float64>[P]        spectrum of G = U Uᵀ/(P−1) of the centered noise, descending
 gram               list<float64>[P·P]      G itself (row-major), for layer ``__all__`` only
 coord_index        list<int64>[n]          flat indices of the stored coordinates (−1 = padding)

@@ -14,7 +14,7 @@ Views (DESIGN.md §3):
 
 How it streams: one gradient pass writes each g_k (float32) to a scratch file in $TMPDIR while summing
 ḡ; a column pass then reads P × c blocks (c columns at a time, within one layer) for the exact P × P
-Gram matrices and per-coordinate variances; a row pass reads g_k one at a time for the row-major pooled
+Gram matrices, per-coordinate variances and robust scales; a row pass reads g_k one at a time for the row-major pooled
 statistics (the reference estimator's block sums, with the partial block carried across rows), the
 Gaussian-null stream, layer norms and the stored coordinates. Memory: a few D-vectors and one P × c
 block; the gradients are computed once, as in the reference.
@@ -41,6 +41,7 @@ from gradnoise.optim import momentum_of
 log = logging.getLogger(__name__)
 
 ALL = "__all__"  # the whole network, in the stats table's `layer` column
+IQR_PER_STD = 1.3489795003921634  # IQR of N(0, 1)
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,7 @@ def _column_pass(spill, p, d, layers, g_bar, spec, chunk_mb, device) -> dict[str
     if spec and spec[0] == "averaged":
         amat = torch.from_numpy(averaging_matrix(p, spec[1])).to(device)
     var = torch.empty(d, dtype=torch.float32, device=device)
+    null_scale = torch.empty(d, dtype=torch.float32, device=device)
     gram_all = torch.zeros(p, p, dtype=torch.float64, device=device)
     spectra = {}
     with open(spill, "rb") as f:
@@ -248,10 +250,26 @@ def _column_pass(spill, p, d, layers, g_bar, spec, chunk_mb, device) -> dict[str
                 v = _view_block(u, spec, slice(start, stop), amat)
                 gram += v @ v.T
                 var[start:stop] = (v.square().sum(0) / (p - 1)).to(torch.float32)
+                null_scale[start:stop] = robust_scale_torch(v, var[start:stop])
             gram_all += gram
             spectra[layer.name] = _spectrum(gram, p)
     spectra[ALL] = _spectrum(gram_all, p)
-    return {"var": var, "spectra": spectra, "gram_all": (gram_all / (p - 1)).cpu().numpy()}
+    return {
+        "var": var,
+        "null_scale": null_scale,
+        "spectra": spectra,
+        "gram_all": (gram_all / (p - 1)).cpu().numpy(),
+    }
+
+
+def robust_scale_torch(v: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """Per-column IQR/1.349 (the std of a Gaussian with that IQR), falling back to the std where the
+    IQR is 0. The Gaussian null is matched on this scale, not on the std: for heavy-tailed noise the
+    sample std of each coordinate is set by its few largest draws, so a std-matched null would itself
+    be scale-mixed and read as heavy-tailed."""
+    q = torch.quantile(v, torch.tensor([0.25, 0.75], dtype=v.dtype, device=v.device), dim=0)
+    iqr = ((q[1] - q[0]) / IQR_PER_STD).to(torch.float32)
+    return torch.where(iqr > 0, iqr, var.sqrt())
 
 
 def _spectrum(gram: torch.Tensor, p: int) -> np.ndarray:
@@ -273,7 +291,7 @@ def _row_pass(spill, p, d, layers, g_bar, views, stats, init, coord_idx, split_s
         }
         st["norms"] = np.zeros((p, len(layers)))
         st["coords"] = np.zeros((p, coord_idx.size), dtype=np.float32)
-        st["sigma"] = st["var"].to(torch.float64).sqrt()
+        st["sigma"] = st["null_scale"].to(torch.float64)
         st["gen"] = torch.Generator(device=device).manual_seed(hash_seed(split_seed, v))
     state = dict(init)
     scale = {v: _averaging_scale(p, spec[1]) for v, spec in views.items() if spec and spec[0] == "averaged"}

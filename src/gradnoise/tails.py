@@ -5,8 +5,10 @@ Variants (DESIGN.md §3): ``pooled`` (the reference estimator; from the streamed
 every coordinate), ``pooled_standardized`` (stored coordinates divided by their std across samples, then
 pooled), ``per_coordinate`` (along the sample axis of each stored coordinate: median and IQR),
 ``mcculloch`` and ``hill`` (on the standardized pooled sample, as cross-checks). Each is computed on a
-Gaussian surrogate with the same shapes and per-coordinate std (``null_*`` columns): for ``pooled`` the
-surrogate was streamed through the exact reference layout by the noise stage.
+Gaussian surrogate with the same shapes and per-coordinate scale (``null_*`` columns): for ``pooled``
+the surrogate was streamed through the exact reference layout by the noise stage. The scale is the
+robust one (IQR/1.349, equal to the std for Gaussian noise): a std-matched surrogate of heavy-tailed
+noise inherits the extremes through each coordinate's sample std and is itself scale-mixed.
 
 Verdict of each α estimate against its null (rule fixed here, not tuned on results):
 ``heavy-tailed`` if ci_high < null_ci_low and null − estimate > null_margin; ``not heavy-tailed`` if
@@ -31,7 +33,7 @@ from gradnoise.estimators import (
     alpha_mohammadi,
     alpha_per_column,
 )
-from gradnoise.noise import ALL
+from gradnoise.noise import ALL, IQR_PER_STD
 
 ESTIMATORS = ("pooled", "pooled_standardized", "per_coordinate", "mcculloch", "hill")
 
@@ -69,6 +71,13 @@ class TailSettings:
     hill_fraction: float = 0.05
     ci_level: float = 0.95
     null_margin: float = 0.05
+
+
+def robust_scale(c: np.ndarray) -> np.ndarray:
+    """Per-column IQR/1.349, or the std where the IQR is 0 (see noise.robust_scale_torch)."""
+    q25, q75 = np.quantile(c, [0.25, 0.75], axis=0)
+    iqr = (q75 - q25) / IQR_PER_STD
+    return np.where(iqr > 0, iqr, c.std(axis=0, ddof=1))
 
 
 def standardize(c: np.ndarray) -> np.ndarray:
@@ -157,7 +166,7 @@ def _alpha_rows(stat: dict[str, Any], coords: np.ndarray, ts: TailSettings, rng:
     n_obs = {"pooled": p * stat["numel"]}
     c = coords[:, np.isfinite(coords).all(axis=0)].astype(np.float64)
     if c.shape[1] > 0 and p >= 4:
-        surrogate = rng.standard_normal(c.shape) * c.std(axis=0, ddof=1)
+        surrogate = rng.standard_normal(c.shape) * robust_scale(c)
         fn = lambda m: coordinate_estimates(m, ts.hill_fraction)  # noqa: E731
         est, est_null = fn(c), fn(surrogate)
         boot, boot_null = _bootstrap(fn, c, ts.bootstrap, rng), _bootstrap(fn, surrogate, ts.bootstrap, rng)

@@ -1,0 +1,161 @@
+"""The streaming sampler against the materialized reference, and the Parquet contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from gradnoise.estimators import alpha_from_log_means, alpha_pooled_reference, ref_k1
+from gradnoise.io import InputError, read_parquet, write_parquet
+from gradnoise.models import build_model
+from gradnoise.noise import (
+    ALL,
+    NoiseSettings,
+    averaging_matrix,
+    minibatch_gradients,
+    minibatches,
+    sample_checkpoint,
+    sample_split,
+)
+from gradnoise.tails import pooled_from_rows
+
+
+def _setup(hidden: int, d_in: int, n: int, seed: int = 0):
+    torch.manual_seed(seed)
+    model = build_model({"name": "mlp", "hidden": [hidden]}, (1, 1, d_in), 10)
+    x = torch.randn(n, 1, 1, d_in)
+    y = torch.randint(0, 10, (n,))
+    return model, x, y
+
+
+def _materialized(model, x, y, batch_size):
+    g = torch.stack(list(minibatch_gradients(model, x, y, minibatches(len(y), batch_size, None, "reference", 0))))
+    g = g.double().numpy()
+    return g - g.mean(axis=0)
+
+
+def _is_prime(n: int) -> bool:
+    return n > 1 and all(n % k for k in range(2, int(n**0.5) + 1))
+
+
+# (hidden, d_in, n examples, batch): D = hidden·(d_in + 11) + 10; the last case has P = 7 and D prime,
+# so N = 7·D has only the divisors 1, 7, D, N and K1 = 7.
+SHAPES = [(13, 5, 300, 20), (8, 7, 250, 10), (3, 20, 70, 10)]
+
+
+@pytest.mark.parametrize(("hidden", "d_in", "n", "batch"), SHAPES)
+def test_streamed_pooled_estimate_reproduces_the_reference_layout(hidden, d_in, n, batch):
+    model, x, y = _setup(hidden, d_in, n)
+    u = _materialized(model, x, y, batch)
+    w = torch.rand(u.shape[1], dtype=torch.float64) + 0.5
+    views = {"raw": None, "preconditioned": ("preconditioned", w), "averaged": ("averaged", 0.9)}
+    res = sample_split(model, x, y, NoiseSettings(batch_size=batch, coords_per_layer=4, chunk_mb=0.01), views, 0)
+    p, d = u.shape
+    materialized = {"raw": u, "preconditioned": u * w.numpy(), "averaged": averaging_matrix(p, 0.9) @ u}
+    for view, m in materialized.items():
+        s = res["views"][view]["pooled"][ALL]
+        streamed = alpha_from_log_means(s.log_y.sum() / s.n_y.sum(), s.log_x.sum() / (p * d), s.k1)
+        assert streamed == pytest.approx(alpha_pooled_reference(m), rel=1e-9)
+        # the exact nonzero covariance spectrum
+        ev = np.linalg.eigvalsh(m @ m.T / (p - 1))[::-1]
+        np.testing.assert_allclose(res["views"][view]["spectra"][ALL], np.clip(ev, 0, None), rtol=1e-8, atol=1e-12 * ev.max())
+        # per layer, from the full streamed layer
+        layer = res["layers"][0]
+        sl = res["views"][view]["pooled"][layer.name]
+        per_layer = alpha_from_log_means(sl.log_y.sum() / sl.n_y.sum(), sl.log_x.sum() / (p * layer.numel), sl.k1)
+        assert per_layer == pytest.approx(alpha_pooled_reference(m[:, layer.start : layer.stop]), rel=1e-9)
+        # stored coordinates are the noise itself
+        idx = res["coord_index"].reshape(-1)
+        np.testing.assert_allclose(res["views"][view]["coords"][:, idx >= 0], m[:, idx[idx >= 0]], rtol=1e-5, atol=1e-7)
+
+
+def test_few_divisor_case_is_exercised():
+    hidden, d_in, n, batch = SHAPES[-1]
+    d = hidden * (d_in + 11) + 10
+    assert _is_prime(d) and n // batch == 7 and ref_k1(7 * d) == 7
+
+
+def test_bootstrap_weights_of_one_reproduce_the_point_estimate():
+    model, x, y = _setup(13, 5, 300)
+    res = sample_split(model, x, y, NoiseSettings(batch_size=20, coords_per_layer=4), {"raw": None}, 0)
+    s = res["views"]["raw"]["pooled"][ALL]
+    point = pooled_from_rows(s.log_x, s.log_y, s.n_y, res["D"], s.k1)
+    ones = np.ones((1, res["P"]))
+    assert pooled_from_rows(s.log_x, s.log_y, s.n_y, res["D"], s.k1, ones)[0] == pytest.approx(point, rel=1e-12)
+
+
+def test_sampled_mode_draws_seeded_batches():
+    a = minibatches(100, 10, 5, "sampled", seed=1)
+    b = minibatches(100, 10, 5, "sampled", seed=1)
+    assert len(a) == 5 and all(torch.equal(i, j) for i, j in zip(a, b))
+    assert not torch.equal(a[0], minibatches(100, 10, 5, "sampled", seed=2)[0])
+    assert [int(i[0]) for i in minibatches(100, 10, None, "reference", 0)] == list(range(0, 100, 10))
+
+
+@pytest.fixture(scope="module")
+def noise_tables():
+    from gradnoise.data import load_dataset
+    from gradnoise.optim import build_optimizer
+
+    data = load_dataset("mnist_embedded", train_size=300, test_size=200)
+    torch.manual_seed(0)
+    run = {"model": {"name": "mlp", "hidden": [8]}, "optimizer": "adam", "hparams": {"lr": 0.01, "betas": [0.9, 0.999], "eps": 1e-8}}
+    model = build_model(run["model"], data.input_shape, 10)
+    opt = build_optimizer("adam", model.parameters(), run["hparams"])
+    for k in range(3):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(data.x_train[k * 50 : (k + 1) * 50]), data.y_train[k * 50 : (k + 1) * 50]).backward()
+        opt.step()
+    ckpt = {"status": "ok", "model": model.state_dict(), "optimizer": opt.state_dict()}
+    return sample_checkpoint(ckpt, run, NoiseSettings(batch_size=25, coords_per_layer=6), ["train", "test"], data)
+
+
+def test_adam_noise_has_all_three_views_and_both_splits(noise_tables):
+    samples, stats = noise_tables
+    assert set(samples.column("view").to_pylist()) == {"raw", "preconditioned", "averaged"}
+    assert set(samples.column("split").to_pylist()) == {"train", "test"}
+    assert samples.schema.field("coords").type.list_size == 6
+    assert str(samples.schema.field("layer").type).startswith("dictionary")
+    # one row per (sample, layer, view, split): 12 train + 8 test samples, 4 layers, 3 views
+    assert samples.num_rows == (12 + 8) * 4 * 3
+    gram = [r for r in stats.to_pylist() if r["layer"] == ALL and r["view"] == "raw" and r["split"] == "train"][0]
+    assert len(gram["gram"]) == 12 * 12 and len(gram["row_log_x"]) == 12
+
+
+def test_parquet_is_readable_by_pandas_and_duckdb(noise_tables, tmp_path):
+    import duckdb
+
+    samples, _ = noise_tables
+    path = tmp_path / "noise.parquet"
+    write_parquet(samples, path, {"experiment": "t", "optimizer": "adam", "seed": 0, "step": 3})
+    df = pq.read_table(path).to_pandas()
+    con = duckdb.connect()
+    n_duck = con.execute(f"select count(*) from read_parquet('{path}') where view = 'raw'").fetchone()[0]
+    assert n_duck == (df.view == "raw").sum() == samples.num_rows // 3
+    norms = con.execute(f"select avg(norm) from read_parquet('{path}')").fetchone()[0]
+    assert norms == pytest.approx(df.norm.mean())
+    meta = pq.read_schema(path).metadata
+    assert b"torch" in meta[b"gradnoise.provenance"] and b'"step": 3' in meta[b"gradnoise.settings"]
+
+
+def test_truncated_or_foreign_parquet_names_the_file(noise_tables, tmp_path):
+    samples, _ = noise_tables
+    good = tmp_path / "good.parquet"
+    write_parquet(samples, good, {})
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(InputError, match="cut.parquet"):
+        read_parquet(cut)
+    foreign = tmp_path / "foreign.parquet"
+    pq.write_table(samples, foreign)
+    with pytest.raises(InputError, match="foreign.parquet.*gradnoise metadata"):
+        read_parquet(foreign)
+    with pytest.raises(InputError, match="missing.parquet"):
+        read_parquet(tmp_path / "missing.parquet")
+
+
+def test_diverged_checkpoint_gives_empty_tables():
+    samples, stats = sample_checkpoint({"status": "diverged"}, {}, NoiseSettings(coords_per_layer=4), ["train"], None)
+    assert samples.num_rows == 0 and stats.num_rows == 0
