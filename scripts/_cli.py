@@ -8,6 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
+# The stage scripts run the library next to them (not another installed copy), so that editing
+# src/gradnoise/ — which the rules declare as inputs — changes what runs.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -29,5 +32,7 @@ def settings(text: str) -> dict:
 
 def setup_logging() -> None:
     logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )

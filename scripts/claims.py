@@ -23,7 +23,10 @@ def main() -> None:
     s = _cli.settings(args.settings)
     runs = pd.concat([read_parquet(f).to_pandas() for f in args.sharpness], ignore_index=True)
     claims = evaluate_claims(
-        read_parquet(args.tails).to_pandas(), read_parquet(args.escape).to_pandas(), runs, ClaimSettings(**s)
+        read_parquet(args.tails).to_pandas(),
+        read_parquet(args.escape).to_pandas(),
+        runs,
+        ClaimSettings(**s),
     )
     write_parquet(pa.Table.from_pandas(claims, preserve_index=False), args.out_parquet, s)
     tmp = tmp_path(pd.io.common.Path(args.out_md))

@@ -7,6 +7,7 @@ import json
 import logging
 from pathlib import Path
 
+import _cli  # noqa: F401  (puts this repository's src/ first on the path)
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -28,7 +29,9 @@ def _histogram_input(noise_file: str) -> tuple[np.ndarray, str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--settings", required=True, help="JSON: the figures config section and dataset name")
+    p.add_argument(
+        "--settings", required=True, help="JSON: the figures config section and dataset name"
+    )
     p.add_argument("--tails", required=True)
     p.add_argument("--escape", required=True)
     p.add_argument("--histories", nargs="+", required=True)
@@ -41,13 +44,25 @@ def main() -> None:
     tails = read_parquet(args.tails).to_pandas()
     escape = read_parquet(args.escape).to_pandas()
     history = pd.concat(
-        [read_parquet(f).to_pandas().assign(optimizer=read_settings(f)["optimizer"], seed=read_settings(f)["seed"]) for f in args.histories]
+        [
+            read_parquet(f)
+            .to_pandas()
+            .assign(optimizer=read_settings(f)["optimizer"], seed=read_settings(f)["seed"])
+            for f in args.histories
+        ]
     )
     runs = pd.concat([read_parquet(f).to_pandas() for f in args.sharpness])
     coords, layer = _histogram_input(args.noise)
     noise_run = read_settings(args.noise)
-    mc = tails[(tails.optimizer == noise_run["optimizer"]) & (tails.seed == noise_run["seed"]) & (tails.step == noise_run["step"])
-               & (tails.layer == layer) & (tails.view == "raw") & (tails.split == "train") & (tails.estimator == "mcculloch")]
+    mc = tails[
+        (tails.optimizer == noise_run["optimizer"])
+        & (tails.seed == noise_run["seed"])
+        & (tails.step == noise_run["step"])
+        & (tails.layer == layer)
+        & (tails.view == "raw")
+        & (tails.split == "train")
+        & (tails.estimator == "mcculloch")
+    ]
     alpha = float(mc.value.iloc[0]) if len(mc) else float("nan")
     split = s["split"]
     made = {
@@ -66,7 +81,14 @@ def main() -> None:
         for fmt in s["formats"]:
             path = out / f"{name}.{fmt}"
             tmp = tmp_path(path)
-            fig.savefig(tmp, dpi=s["dpi"], format=fmt, metadata={"Creator": "gradnoise"} if fmt == "png" else {"Creator": "gradnoise", "CreationDate": None})
+            fig.savefig(
+                tmp,
+                dpi=s["dpi"],
+                format=fmt,
+                metadata={"Creator": "gradnoise"}
+                if fmt == "png"
+                else {"Creator": "gradnoise", "CreationDate": None},
+            )
             tmp.replace(path)
         plt.close(fig)
         log.info("wrote %s", name)

@@ -34,7 +34,9 @@ def main() -> None:
     meta = {**s, "status": checkpoint.get("status", "ok"), "checkpoint": args.checkpoint}
     write_parquet(stats, args.out_stats, meta)
     write_parquet(samples, args.out, meta)
-    log.info("wrote %d sample rows, %d stats rows (%s)", samples.num_rows, stats.num_rows, meta["status"])
+    log.info(
+        "wrote %d sample rows, %d stats rows (%s)", samples.num_rows, stats.num_rows, meta["status"]
+    )
 
 
 if __name__ == "__main__":

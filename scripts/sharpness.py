@@ -44,7 +44,10 @@ def main() -> None:
     hs = s["sharpness"]
     ckpt = load_checkpoint(args.checkpoint)
     last = read_parquet(args.history).to_pylist()[-1]
-    row = {k: s[k] for k in ("experiment", "optimizer", "seed")} | {"step": ckpt["step"], "status": ckpt["status"]}
+    row = {k: s[k] for k in ("experiment", "optimizer", "seed")} | {
+        "step": ckpt["step"],
+        "status": ckpt["status"],
+    }
     row |= {k: last[k] for k in ("train_acc", "test_acc", "train_loss", "test_loss")}
     if ckpt["status"] == "ok":
         device = resolve_device(s["device"])
@@ -60,8 +63,13 @@ def main() -> None:
         params = [q for q in model.parameters() if q.requires_grad]
         top = top_eigenvalue(hvp, params, hs["max_iter"], hs["tol"], hs["seed"])
         trace, se = hutchinson_trace(hvp, params, hs["hutchinson_samples"], hs["seed"])
-        row |= {"top_eigenvalue": top.value, "power_iterations": top.iterations, "converged": top.converged,
-                "trace": trace, "trace_se": se}
+        row |= {
+            "top_eigenvalue": top.value,
+            "power_iterations": top.iterations,
+            "converged": top.converged,
+            "trace": trace,
+            "trace_se": se,
+        }
     write_parquet(pa.Table.from_pylist([row], schema=SCHEMA), args.out, s)
 
 

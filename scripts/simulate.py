@@ -14,7 +14,9 @@ from gradnoise.simulate import SimSettings, calibration, matched
 def main() -> None:
     p = _cli.parser(__doc__)
     p.add_argument("--experiment", required=True)
-    p.add_argument("--optimizer", help="simulate this optimizer's matched SDE (default: calibration)")
+    p.add_argument(
+        "--optimizer", help="simulate this optimizer's matched SDE (default: calibration)"
+    )
     p.add_argument("--tails", nargs="*", default=[], help="the optimizer's tails Parquet files")
     p.add_argument("--out", required=True)
     args = p.parse_args()
@@ -23,11 +25,15 @@ def main() -> None:
     s = _cli.settings(args.settings)
     ss = SimSettings(**{**s, "device": str(resolve_device(s.get("device", "auto")))})
     if args.optimizer:
-        tails = pa.concat_tables([read_parquet(f).replace_schema_metadata(None) for f in args.tails])
+        tails = pa.concat_tables(
+            [read_parquet(f).replace_schema_metadata(None) for f in args.tails]
+        )
         table = matched(args.experiment, args.optimizer, tails, ss)
     else:
         table = calibration(args.experiment, ss)
-    write_parquet(table, args.out, {**s, "experiment": args.experiment, "optimizer": args.optimizer})
+    write_parquet(
+        table, args.out, {**s, "experiment": args.experiment, "optimizer": args.optimizer}
+    )
 
 
 if __name__ == "__main__":

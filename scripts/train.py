@@ -12,7 +12,9 @@ def main() -> None:
     p.add_argument("--run-dir", required=True, help="output folder of the run")
     args = p.parse_args()
     _cli.setup_logging()
-    status = train_run(RunSettings(**_cli.settings(args.settings)), args.run_dir, threads=args.threads)
+    status = train_run(
+        RunSettings(**_cli.settings(args.settings)), args.run_dir, threads=args.threads
+    )
     print(f"run finished: {status}")
 
 

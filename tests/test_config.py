@@ -16,20 +16,76 @@ def _exp(cfg: dict) -> dict:
 
 
 BAD = [
-    ("unknown top-level key", lambda c: c.update(bogus=1), r"<top level>: unknown key\(s\) 'bogus'; allowed keys: claims, experiments"),
-    ("unknown experiment key", lambda c: _exp(c).update(lrate=0.1), r"experiments\.test: unknown key\(s\) 'lrate'"),
-    ("unknown optimizer", lambda c: _exp(c)["optimizers"].update(rmsprop={"lr": 0.1}), r"experiments\.test\.optimizers: 'rmsprop' is not allowed; allowed values: sgd, sgdm, adam, adamw, adai, adaiw"),
-    ("unknown model", lambda c: _exp(c)["model"].update(name="transformer"), r"experiments\.test\.model\.name: 'transformer' is not allowed; allowed values: mlp, lenet"),
-    ("unknown dataset", lambda c: _exp(c)["dataset"].update(name="imagenet"), r"experiments\.test\.dataset\.name: 'imagenet' is not allowed; allowed values: mnist_embedded, mnist"),
-    ("negative learning rate", lambda c: _exp(c)["optimizers"]["sgd"].update(lr=-0.1), r"experiments\.test\.optimizers\.sgd\.lr: -0\.1 is less than or equal to the minimum of 0"),
-    ("zero learning rate", lambda c: _exp(c)["optimizers"]["adam"].update(lr=0), r"experiments\.test\.optimizers\.adam\.lr"),
-    ("checkpoint beyond the run", lambda c: _exp(c).update(checkpoints=[0, 31]), r"experiments\.test\.checkpoints: \[31\] beyond the run; allowed: 0\.\.30"),
-    ("wrong type", lambda c: _exp(c).update(iterations="30"), r"experiments\.test\.iterations: '30' is not of type 'integer'"),
-    ("option of another optimizer", lambda c: _exp(c)["optimizers"]["sgd"].update(momentum=0.9), r"experiments\.test\.optimizers\.sgd: unknown key\(s\) 'momentum'; allowed keys: lr, weight_decay"),
-    ("momentum out of range", lambda c: _exp(c)["optimizers"]["sgdm"].update(momentum=1.0), r"experiments\.test\.optimizers\.sgdm\.momentum"),
-    ("bad noise mode", lambda c: _exp(c)["noise"].update(mode="exact"), r"experiments\.test\.noise\.mode: 'exact' is not allowed; allowed values: reference, sampled"),
-    ("bad basin", lambda c: c["simulate"].update(basins=["donut"]), r"simulate\.basins\.0: 'donut' is not allowed; allowed values: box, ellipsoid, valley"),
-    ("32×32 model on digits", lambda c: _exp(c)["model"].update(name="vgg11"), r"experiments\.test\.model\.name: 'vgg11' needs 32×32 inputs"),
+    (
+        "unknown top-level key",
+        lambda c: c.update(bogus=1),
+        r"<top level>: unknown key\(s\) 'bogus'; allowed keys: claims, experiments",
+    ),
+    (
+        "unknown experiment key",
+        lambda c: _exp(c).update(lrate=0.1),
+        r"experiments\.test: unknown key\(s\) 'lrate'",
+    ),
+    (
+        "unknown optimizer",
+        lambda c: _exp(c)["optimizers"].update(rmsprop={"lr": 0.1}),
+        r"experiments\.test\.optimizers: 'rmsprop' is not allowed; allowed values: sgd, sgdm, adam, adamw, adai, adaiw",
+    ),
+    (
+        "unknown model",
+        lambda c: _exp(c)["model"].update(name="transformer"),
+        r"experiments\.test\.model\.name: 'transformer' is not allowed; allowed values: mlp, lenet",
+    ),
+    (
+        "unknown dataset",
+        lambda c: _exp(c)["dataset"].update(name="imagenet"),
+        r"experiments\.test\.dataset\.name: 'imagenet' is not allowed; allowed values: mnist_embedded, mnist",
+    ),
+    (
+        "negative learning rate",
+        lambda c: _exp(c)["optimizers"]["sgd"].update(lr=-0.1),
+        r"experiments\.test\.optimizers\.sgd\.lr: -0\.1 is less than or equal to the minimum of 0",
+    ),
+    (
+        "zero learning rate",
+        lambda c: _exp(c)["optimizers"]["adam"].update(lr=0),
+        r"experiments\.test\.optimizers\.adam\.lr",
+    ),
+    (
+        "checkpoint beyond the run",
+        lambda c: _exp(c).update(checkpoints=[0, 31]),
+        r"experiments\.test\.checkpoints: \[31\] beyond the run; allowed: 0\.\.30",
+    ),
+    (
+        "wrong type",
+        lambda c: _exp(c).update(iterations="30"),
+        r"experiments\.test\.iterations: '30' is not of type 'integer'",
+    ),
+    (
+        "option of another optimizer",
+        lambda c: _exp(c)["optimizers"]["sgd"].update(momentum=0.9),
+        r"experiments\.test\.optimizers\.sgd: unknown key\(s\) 'momentum'; allowed keys: lr, weight_decay",
+    ),
+    (
+        "momentum out of range",
+        lambda c: _exp(c)["optimizers"]["sgdm"].update(momentum=1.0),
+        r"experiments\.test\.optimizers\.sgdm\.momentum",
+    ),
+    (
+        "bad noise mode",
+        lambda c: _exp(c)["noise"].update(mode="exact"),
+        r"experiments\.test\.noise\.mode: 'exact' is not allowed; allowed values: reference, sampled",
+    ),
+    (
+        "bad basin",
+        lambda c: c["simulate"].update(basins=["donut"]),
+        r"simulate\.basins\.0: 'donut' is not allowed; allowed values: box, ellipsoid, valley",
+    ),
+    (
+        "32×32 model on digits",
+        lambda c: _exp(c)["model"].update(name="vgg11"),
+        r"experiments\.test\.model\.name: 'vgg11' needs 32×32 inputs",
+    ),
     ("no seeds", lambda c: _exp(c).update(seeds=[]), r"experiments\.test\.seeds"),
     ("bad device", lambda c: _exp(c).update(device="tpu"), r"experiments\.test\.device"),
 ]
@@ -62,8 +118,22 @@ def test_snakemake_rejects_a_bad_config_before_any_job(root, tmp_path, test_conf
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(test_config))
     out = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(path), "-d", str(tmp_path / "wd")],
-        cwd=root, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--cores",
+            "1",
+            "--configfile",
+            str(path),
+            "-d",
+            str(tmp_path / "wd"),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode != 0
     assert "experiments.test.optimizers.sgd.lr" in out.stderr + out.stdout

@@ -39,7 +39,9 @@ def _write_idx(path, array: np.ndarray) -> None:
         f.write(array.astype(np.uint8).tobytes())
 
 
-@pytest.mark.parametrize(("name", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+@pytest.mark.parametrize(
+    ("name", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")]
+)
 def test_torchvision_idx_files_are_read(tmp_path, name, folder):
     rng = np.random.default_rng(0)
     raw = tmp_path / folder / "raw"

@@ -20,7 +20,9 @@ from gradnoise.tails import coordinate_estimates
 @pytest.fixture(scope="module")
 def sas_samples():
     rng = np.random.default_rng(42)
-    return {a: stats.levy_stable.rvs(a, 0.0, size=100_000, random_state=rng) for a in (1.2, 1.5, 1.8)}
+    return {
+        a: stats.levy_stable.rvs(a, 0.0, size=100_000, random_state=rng) for a in (1.2, 1.5, 1.8)
+    }
 
 
 @pytest.mark.parametrize("alpha", [1.2, 1.5, 1.8])
@@ -69,13 +71,17 @@ def test_pooling_mistakes_scale_mixing_for_heavy_tails():
 
 def test_per_column_estimate_matches_the_1d_estimator():
     m = np.random.default_rng(5).standard_normal((100, 7))
-    np.testing.assert_allclose(alpha_per_column(m), [alpha_mohammadi(m[:, j]) for j in range(7)], rtol=1e-12)
+    np.testing.assert_allclose(
+        alpha_per_column(m), [alpha_mohammadi(m[:, j]) for j in range(7)], rtol=1e-12
+    )
 
 
 def test_mcculloch_table_is_reproduced_by_its_script(root):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("make_table", root / "scripts" / "make_mcculloch_table.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_table", root / "scripts" / "make_mcculloch_table.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     shipped = np.load(root / "src" / "gradnoise" / "data" / "mcculloch_table.npz")

@@ -31,7 +31,11 @@ def _setup(hidden: int, d_in: int, n: int, seed: int = 0):
 
 
 def _materialized(model, x, y, batch_size):
-    g = torch.stack(list(minibatch_gradients(model, x, y, minibatches(len(y), batch_size, None, "reference", 0))))
+    g = torch.stack(
+        list(
+            minibatch_gradients(model, x, y, minibatches(len(y), batch_size, None, "reference", 0))
+        )
+    )
     g = g.double().numpy()
     return g - g.mean(axis=0)
 
@@ -51,24 +55,41 @@ def test_streamed_pooled_estimate_reproduces_the_reference_layout(hidden, d_in, 
     u = _materialized(model, x, y, batch)
     w = torch.rand(u.shape[1], dtype=torch.float64) + 0.5
     views = {"raw": None, "preconditioned": ("preconditioned", w), "averaged": ("averaged", 0.9)}
-    res = sample_split(model, x, y, NoiseSettings(batch_size=batch, coords_per_layer=4, chunk_mb=0.01), views, 0)
+    res = sample_split(
+        model, x, y, NoiseSettings(batch_size=batch, coords_per_layer=4, chunk_mb=0.01), views, 0
+    )
     p, d = u.shape
-    materialized = {"raw": u, "preconditioned": u * w.numpy(), "averaged": averaging_matrix(p, 0.9) @ u}
+    materialized = {
+        "raw": u,
+        "preconditioned": u * w.numpy(),
+        "averaged": averaging_matrix(p, 0.9) @ u,
+    }
     for view, m in materialized.items():
         s = res["views"][view]["pooled"][ALL]
         streamed = alpha_from_log_means(s.log_y.sum() / s.n_y.sum(), s.log_x.sum() / (p * d), s.k1)
         assert streamed == pytest.approx(alpha_pooled_reference(m), rel=1e-9)
         # the exact nonzero covariance spectrum
         ev = np.linalg.eigvalsh(m @ m.T / (p - 1))[::-1]
-        np.testing.assert_allclose(res["views"][view]["spectra"][ALL], np.clip(ev, 0, None), rtol=1e-8, atol=1e-12 * ev.max())
+        np.testing.assert_allclose(
+            res["views"][view]["spectra"][ALL],
+            np.clip(ev, 0, None),
+            rtol=1e-8,
+            atol=1e-12 * ev.max(),
+        )
         # per layer, from the full streamed layer
         layer = res["layers"][0]
         sl = res["views"][view]["pooled"][layer.name]
-        per_layer = alpha_from_log_means(sl.log_y.sum() / sl.n_y.sum(), sl.log_x.sum() / (p * layer.numel), sl.k1)
-        assert per_layer == pytest.approx(alpha_pooled_reference(m[:, layer.start : layer.stop]), rel=1e-9)
+        per_layer = alpha_from_log_means(
+            sl.log_y.sum() / sl.n_y.sum(), sl.log_x.sum() / (p * layer.numel), sl.k1
+        )
+        assert per_layer == pytest.approx(
+            alpha_pooled_reference(m[:, layer.start : layer.stop]), rel=1e-9
+        )
         # stored coordinates are the noise itself
         idx = res["coord_index"].reshape(-1)
-        np.testing.assert_allclose(res["views"][view]["coords"][:, idx >= 0], m[:, idx[idx >= 0]], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            res["views"][view]["coords"][:, idx >= 0], m[:, idx[idx >= 0]], rtol=1e-5, atol=1e-7
+        )
 
 
 def test_few_divisor_case_is_exercised():
@@ -79,19 +100,25 @@ def test_few_divisor_case_is_exercised():
 
 def test_bootstrap_weights_of_one_reproduce_the_point_estimate():
     model, x, y = _setup(13, 5, 300)
-    res = sample_split(model, x, y, NoiseSettings(batch_size=20, coords_per_layer=4), {"raw": None}, 0)
+    res = sample_split(
+        model, x, y, NoiseSettings(batch_size=20, coords_per_layer=4), {"raw": None}, 0
+    )
     s = res["views"]["raw"]["pooled"][ALL]
     point = pooled_from_rows(s.log_x, s.log_y, s.n_y, res["D"], s.k1)
     ones = np.ones((1, res["P"]))
-    assert pooled_from_rows(s.log_x, s.log_y, s.n_y, res["D"], s.k1, ones)[0] == pytest.approx(point, rel=1e-12)
+    assert pooled_from_rows(s.log_x, s.log_y, s.n_y, res["D"], s.k1, ones)[0] == pytest.approx(
+        point, rel=1e-12
+    )
 
 
 def test_sampled_mode_draws_seeded_batches():
     a = minibatches(100, 10, 5, "sampled", seed=1)
     b = minibatches(100, 10, 5, "sampled", seed=1)
-    assert len(a) == 5 and all(torch.equal(i, j) for i, j in zip(a, b))
+    assert len(a) == 5 and all(torch.equal(i, j) for i, j in zip(a, b, strict=True))
     assert not torch.equal(a[0], minibatches(100, 10, 5, "sampled", seed=2)[0])
-    assert [int(i[0]) for i in minibatches(100, 10, None, "reference", 0)] == list(range(0, 100, 10))
+    assert [int(i[0]) for i in minibatches(100, 10, None, "reference", 0)] == list(
+        range(0, 100, 10)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -101,15 +128,23 @@ def noise_tables():
 
     data = load_dataset("mnist_embedded", train_size=300, test_size=200)
     torch.manual_seed(0)
-    run = {"model": {"name": "mlp", "hidden": [8]}, "optimizer": "adam", "hparams": {"lr": 0.01, "betas": [0.9, 0.999], "eps": 1e-8}}
+    run = {
+        "model": {"name": "mlp", "hidden": [8]},
+        "optimizer": "adam",
+        "hparams": {"lr": 0.01, "betas": [0.9, 0.999], "eps": 1e-8},
+    }
     model = build_model(run["model"], data.input_shape, 10)
     opt = build_optimizer("adam", model.parameters(), run["hparams"])
     for k in range(3):
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(data.x_train[k * 50 : (k + 1) * 50]), data.y_train[k * 50 : (k + 1) * 50]).backward()
+        torch.nn.functional.cross_entropy(
+            model(data.x_train[k * 50 : (k + 1) * 50]), data.y_train[k * 50 : (k + 1) * 50]
+        ).backward()
         opt.step()
     ckpt = {"status": "ok", "model": model.state_dict(), "optimizer": opt.state_dict()}
-    return sample_checkpoint(ckpt, run, NoiseSettings(batch_size=25, coords_per_layer=6), ["train", "test"], data)
+    return sample_checkpoint(
+        ckpt, run, NoiseSettings(batch_size=25, coords_per_layer=6), ["train", "test"], data
+    )
 
 
 def test_adam_noise_has_all_three_views_and_both_splits(noise_tables):
@@ -120,7 +155,11 @@ def test_adam_noise_has_all_three_views_and_both_splits(noise_tables):
     assert str(samples.schema.field("layer").type).startswith("dictionary")
     # one row per (sample, layer, view, split): 12 train + 8 test samples, 4 layers, 3 views
     assert samples.num_rows == (12 + 8) * 4 * 3
-    gram = [r for r in stats.to_pylist() if r["layer"] == ALL and r["view"] == "raw" and r["split"] == "train"][0]
+    gram = [
+        r
+        for r in stats.to_pylist()
+        if r["layer"] == ALL and r["view"] == "raw" and r["split"] == "train"
+    ][0]
     assert len(gram["gram"]) == 12 * 12 and len(gram["row_log_x"]) == 12
 
 
@@ -132,7 +171,9 @@ def test_parquet_is_readable_by_pandas_and_duckdb(noise_tables, tmp_path):
     write_parquet(samples, path, {"experiment": "t", "optimizer": "adam", "seed": 0, "step": 3})
     df = pq.read_table(path).to_pandas()
     con = duckdb.connect()
-    n_duck = con.execute(f"select count(*) from read_parquet('{path}') where view = 'raw'").fetchone()[0]
+    n_duck = con.execute(
+        f"select count(*) from read_parquet('{path}') where view = 'raw'"
+    ).fetchone()[0]
     assert n_duck == (df.view == "raw").sum() == samples.num_rows // 3
     norms = con.execute(f"select avg(norm) from read_parquet('{path}')").fetchone()[0]
     assert norms == pytest.approx(df.norm.mean())
@@ -157,5 +198,7 @@ def test_truncated_or_foreign_parquet_names_the_file(noise_tables, tmp_path):
 
 
 def test_diverged_checkpoint_gives_empty_tables():
-    samples, stats = sample_checkpoint({"status": "diverged"}, {}, NoiseSettings(coords_per_layer=4), ["train"], None)
+    samples, stats = sample_checkpoint(
+        {"status": "diverged"}, {}, NoiseSettings(coords_per_layer=4), ["train"], None
+    )
     assert samples.num_rows == 0 and stats.num_rows == 0

@@ -17,7 +17,9 @@ def numpy_adai(params, grads_seq, lr, beta0, beta2, eps, wd, decoupled):
     prod = [np.ones_like(p) for p in params]
     for t, grads_fn in enumerate(grads_seq, start=1):
         grads = grads_fn(theta)
-        g_used = [g + wd * th if (wd and not decoupled) else g for g, th in zip(grads, theta)]
+        g_used = [
+            g + wd * th if (wd and not decoupled) else g for g, th in zip(grads, theta, strict=True)
+        ]
         for i, g in enumerate(g_used):
             v[i] = beta2 * v[i] + (1 - beta2) * g * g
         v_hat = [vi / (1 - beta2**t) for vi in v]
@@ -41,20 +43,33 @@ def test_adai_matches_independent_computation_over_several_steps(wd, decoupled):
     targets = [rng.standard_normal(s) for s in shapes]
     scales = [1.0, 10.0, 0.1]  # gradients of different magnitudes give different β1 per coordinate
 
-    def grads_of(theta):  # gradient of Σ_i scale_i ‖θ_i − target_i‖³ (non-quadratic, coordinate-coupled)
-        return [3 * s * (th - tg) * np.abs(th - tg) for th, tg, s in zip(theta, targets, scales)]
+    def grads_of(
+        theta,
+    ):  # gradient of Σ_i scale_i ‖θ_i − target_i‖³ (non-quadratic, coordinate-coupled)
+        return [
+            3 * s * (th - tg) * np.abs(th - tg)
+            for th, tg, s in zip(theta, targets, scales, strict=True)
+        ]
 
     steps = 6
     ref = numpy_adai(init, [grads_of] * steps, 0.05, 0.1, 0.99, 1e-3, wd, decoupled)
     params = [torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in init]
     # two parameter groups: the mean of v̂ must still run over all parameters
-    opt = Adai([{"params": params[:2]}, {"params": params[2:]}], lr=0.05, weight_decay=wd, decoupled=decoupled)
+    opt = Adai(
+        [{"params": params[:2]}, {"params": params[2:]}],
+        lr=0.05,
+        weight_decay=wd,
+        decoupled=decoupled,
+    )
     for _ in range(steps):
         opt.zero_grad()
-        loss = sum(s * ((p - torch.tensor(t)).abs() ** 3).sum() for p, t, s in zip(params, targets, scales))
+        loss = sum(
+            s * ((p - torch.tensor(t)).abs() ** 3).sum()
+            for p, t, s in zip(params, targets, scales, strict=True)
+        )
         loss.backward()
         opt.step()
-    for p, r in zip(params, ref):
+    for p, r in zip(params, ref, strict=True):
         np.testing.assert_allclose(p.detach().numpy(), r, rtol=1e-10, atol=1e-12)
 
 
@@ -69,12 +84,24 @@ def test_adai_rejects_bad_hyperparameters():
         Adai([torch.nn.Parameter(torch.ones(1))], lr=-1.0)
 
 
-@pytest.mark.parametrize(("name", "cls"), [("sgd", torch.optim.SGD), ("sgdm", torch.optim.SGD), ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("sgd", torch.optim.SGD),
+        ("sgdm", torch.optim.SGD),
+        ("adam", torch.optim.Adam),
+        ("adamw", torch.optim.AdamW),
+    ],
+)
 def test_torch_optimizers_are_built_with_their_settings(name, cls):
     p = torch.nn.Parameter(torch.ones(2))
-    opt = build_optimizer(name, [p], {"lr": 0.01, "momentum": 0.8} if name == "sgdm" else {"lr": 0.01})
+    opt = build_optimizer(
+        name, [p], {"lr": 0.01, "momentum": 0.8} if name == "sgdm" else {"lr": 0.01}
+    )
     assert isinstance(opt, cls)
-    assert opt.param_groups[0].get("momentum", 0.0) == (0.8 if name == "sgdm" else 0.0) or name.startswith("adam")
+    assert opt.param_groups[0].get("momentum", 0.0) == (
+        0.8 if name == "sgdm" else 0.0
+    ) or name.startswith("adam")
 
 
 def test_momentum_of_each_optimizer():

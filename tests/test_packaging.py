@@ -33,5 +33,9 @@ def test_rule_environment_lists_the_runtime_dependencies_except_snakemake(root):
 
 
 def test_conda_env_installs_this_package(root):
-    pip = [d for d in yaml.safe_load((root / "environment.yml").read_text())["dependencies"] if isinstance(d, dict)]
+    pip = [
+        d
+        for d in yaml.safe_load((root / "environment.yml").read_text())["dependencies"]
+        if isinstance(d, dict)
+    ]
     assert pip == [{"pip": ["-e ."]}]

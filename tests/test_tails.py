@@ -32,14 +32,18 @@ def _tails_of(rows: np.ndarray, batch: int = 1, boot: int = 100):
     model = Linear(d)
     x = torch.tensor(rows / 0.9, dtype=torch.float32)  # undo the −0.9 (the sign does not matter)
     y = torch.zeros(n, dtype=torch.int64)
-    res = sample_split(model, x, y, NoiseSettings(batch_size=batch, coords_per_layer=d), {"raw": None}, 0)
+    res = sample_split(
+        model, x, y, NoiseSettings(batch_size=batch, coords_per_layer=d), {"raw": None}, 0
+    )
     samples, st = to_tables({"train": res}, d)
     run = {"experiment": "e", "optimizer": "sgd", "seed": 0, "step": 0}
     return analyze(samples, st, run, TailSettings(bootstrap=boot)).to_pandas()
 
 
 def _alpha(df, estimator):
-    return df[(df.layer == "__all__") & (df.quantity == "alpha") & (df.estimator == estimator)].iloc[0]
+    return df[
+        (df.layer == "__all__") & (df.quantity == "alpha") & (df.estimator == estimator)
+    ].iloc[0]
 
 
 def test_heavy_tailed_noise_is_called_heavy_against_its_null():
@@ -99,5 +103,10 @@ def test_diverged_noise_file_gives_a_status_row():
     from gradnoise.noise import empty_tables
 
     samples, st = empty_tables(4)
-    df = analyze(samples, st, {"experiment": "e", "optimizer": "sgd", "seed": 0, "step": 5, "status": "diverged"}, TailSettings()).to_pandas()
+    df = analyze(
+        samples,
+        st,
+        {"experiment": "e", "optimizer": "sgd", "seed": 0, "step": 5, "status": "diverged"},
+        TailSettings(),
+    ).to_pandas()
     assert df.status.tolist() == ["diverged"] and isinstance(samples, pa.Table)

@@ -48,7 +48,9 @@ def test_run_writes_checkpoints_with_optimizer_state_and_history(tmp_path):
 def test_same_seed_gives_identical_checkpoints_and_history(tmp_path):
     train_run(settings(), tmp_path / "a")
     train_run(settings(), tmp_path / "b")
-    assert (tmp_path / "a" / "history.parquet").read_bytes() == (tmp_path / "b" / "history.parquet").read_bytes()
+    assert (tmp_path / "a" / "history.parquet").read_bytes() == (
+        tmp_path / "b" / "history.parquet"
+    ).read_bytes()
     for k, v in _state(tmp_path / "a", 24)["model"].items():
         assert torch.equal(v, _state(tmp_path / "b", 24)["model"][k])
 
@@ -71,7 +73,9 @@ def test_interrupted_run_resumes_from_its_last_checkpoint_and_matches(tmp_path, 
     assert (tmp_path / "cut" / ".resume" / "state.pt").exists()
     monkeypatch.setattr(train_mod.BatchStream, "next", real_next)
     train_run(settings(), tmp_path / "cut")
-    assert (tmp_path / "cut" / "history.parquet").read_bytes() == (tmp_path / "full" / "history.parquet").read_bytes()
+    assert (tmp_path / "cut" / "history.parquet").read_bytes() == (
+        tmp_path / "full" / "history.parquet"
+    ).read_bytes()
     for k, v in _state(tmp_path / "full", 24)["model"].items():
         assert torch.equal(v, _state(tmp_path / "cut", 24)["model"][k])
 
@@ -92,7 +96,9 @@ def test_resume_state_of_other_settings_is_discarded(tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod.BatchStream, "next", real_next)
     train_run(settings(hparams={"lr": 0.001}), tmp_path)
     train_run(settings(hparams={"lr": 0.001}), tmp_path / "fresh")
-    assert (tmp_path / "history.parquet").read_bytes() == (tmp_path / "fresh" / "history.parquet").read_bytes()
+    assert (tmp_path / "history.parquet").read_bytes() == (
+        tmp_path / "fresh" / "history.parquet"
+    ).read_bytes()
 
 
 def test_diverging_run_is_recorded_not_dropped(tmp_path):
@@ -100,6 +106,11 @@ def test_diverging_run_is_recorded_not_dropped(tmp_path):
     assert status == "diverged"
     hist = pq.read_table(tmp_path / "history.parquet").to_pandas()
     assert hist.status.iloc[-1] == "diverged" and not math.isfinite(hist.batch_loss.iloc[-1])
-    assert pq.read_schema(tmp_path / "history.parquet").metadata[b"gradnoise.settings"].find(b'"status": "diverged"') >= 0
+    assert (
+        pq.read_schema(tmp_path / "history.parquet")
+        .metadata[b"gradnoise.settings"]
+        .find(b'"status": "diverged"')
+        >= 0
+    )
     last = _state(tmp_path, 24)
     assert last["status"] == "diverged" and last["diverged_at"] == hist.iteration.iloc[-1]

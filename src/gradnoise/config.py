@@ -24,7 +24,9 @@ def _key(path: Any) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
-def _with_defaults(cls: type[jsonschema.protocols.Validator]) -> type[jsonschema.protocols.Validator]:
+def _with_defaults(
+    cls: type[jsonschema.protocols.Validator],
+) -> type[jsonschema.protocols.Validator]:
     validate_properties = cls.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema) -> Iterator[Any]:
@@ -52,7 +54,9 @@ def _describe(err: jsonschema.ValidationError) -> str:
     if err.validator == "propertyNames":
         bad = err.instance
         names = err.validator_value.get("enum")
-        allowed = f"; allowed: {', '.join(names)}" if names else f" (must match {err.validator_value})"
+        allowed = (
+            f"; allowed: {', '.join(names)}" if names else f" (must match {err.validator_value})"
+        )
         return f"config key {key}: invalid name {bad!r}{allowed}"
     return f"config key {key}: {err.message}"
 
@@ -66,7 +70,9 @@ def prepare_config(config: dict[str, Any]) -> dict[str, Any]:
     cfg = copy.deepcopy(config)
     schema = load_schema()
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
-    errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    errors = sorted(
+        validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), str(e.absolute_path))
+    )
     if errors:
         # the deepest error is the most specific one
         worst = max(errors, key=lambda e: len(e.absolute_path))
@@ -107,8 +113,14 @@ def _check_experiment(name: str, exp: dict[str, Any]) -> None:
                 f"config key {key}.model.name: {model['name']!r} needs 32×32 inputs; use a CIFAR data set "
                 "or one of mlp, lenet, fc_ref, resnet18"
             )
-    if ds["name"] in ("mnist", "fashion_mnist") and model["name"] in ("vgg11", "vgg16", "alexnet_small"):
-        raise ConfigError(f"config key {key}.model.name: {model['name']!r} needs 32×32 inputs (CIFAR)")
+    if ds["name"] in ("mnist", "fashion_mnist") and model["name"] in (
+        "vgg11",
+        "vgg16",
+        "alexnet_small",
+    ):
+        raise ConfigError(
+            f"config key {key}.model.name: {model['name']!r} needs 32×32 inputs (CIFAR)"
+        )
     if exp["batch_size"] > ds.get("train_size", math.inf):
         raise ConfigError(f"config key {key}.batch_size: larger than dataset.train_size")
 

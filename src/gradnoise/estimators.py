@@ -86,7 +86,9 @@ def _mcculloch_table() -> tuple[np.ndarray, np.ndarray]:
 
 def alpha_mcculloch(x: np.ndarray) -> float:
     """McCulloch's quantile estimator for symmetric data, clipped to [0.5, 2]."""
-    q05, q25, q75, q95 = np.quantile(np.asarray(x, dtype=np.float64).ravel(), [0.05, 0.25, 0.75, 0.95])
+    q05, q25, q75, q95 = np.quantile(
+        np.asarray(x, dtype=np.float64).ravel(), [0.05, 0.25, 0.75, 0.95]
+    )
     if q75 <= q25:
         return math.nan
     nu = (q95 - q05) / (q75 - q25)

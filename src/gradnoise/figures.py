@@ -26,7 +26,14 @@ FIGURES = (
     "sharpness_vs_accuracy",
 )
 COLORS = {"sgd": "C0", "sgdm": "C1", "adam": "C3", "adamw": "C4", "adai": "C2", "adaiw": "C5"}
-NAMES = {"sgd": "SGD", "sgdm": "SGD-M", "adam": "Adam", "adamw": "AdamW", "adai": "Adai", "adaiw": "AdaiW"}
+NAMES = {
+    "sgd": "SGD",
+    "sgdm": "SGD-M",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "adai": "Adai",
+    "adaiw": "AdaiW",
+}
 
 
 def _color(opt: str) -> str:
@@ -36,7 +43,9 @@ def _color(opt: str) -> str:
 def _grid(n: int, width: float = 4.0, height: float = 3.2) -> tuple[Figure, np.ndarray]:
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes.flat
@@ -50,12 +59,22 @@ def reference_history() -> pd.DataFrame:
 
 def alpha_vs_iteration(tails: pd.DataFrame, split: str, dataset: str) -> Figure:
     """α̂ against iteration per optimizer: pooled (reference), standardized, per-coordinate, and nulls."""
-    df = tails[(tails.status == "ok") & (tails.quantity == "alpha") & (tails.split == split) & (tails.layer == "__all__") & (tails.view == "raw")]
+    df = tails[
+        (tails.status == "ok")
+        & (tails.quantity == "alpha")
+        & (tails.split == split)
+        & (tails.layer == "__all__")
+        & (tails.view == "raw")
+    ]
     opts = [o for o in COLORS if o in set(df.optimizer)]
     fig, axes = _grid(max(len(opts), 1))
     ref = reference_history() if dataset == "cifar10" else None
-    styles = {"pooled": ("C0", "pooled (reference)"), "pooled_standardized": ("C1", "pooled, standardized"), "per_coordinate": ("C2", "per-coordinate median")}
-    for ax, opt in zip(axes, opts, strict=False):
+    styles = {
+        "pooled": ("C0", "pooled (reference)"),
+        "pooled_standardized": ("C1", "pooled, standardized"),
+        "per_coordinate": ("C2", "per-coordinate median"),
+    }
+    for ax, opt in zip(axes, opts, strict=True):
         sub = df[df.optimizer == opt]
         for est, (color, label) in styles.items():
             g = sub[sub.estimator == est].groupby("step")
@@ -67,8 +86,17 @@ def alpha_vs_iteration(tails: pd.DataFrame, split: str, dataset: str) -> Figure:
             ax.fill_between(x, m.ci_low, m.ci_high, color=color, alpha=0.2)
             ax.plot(x, m.null_value, "--", color=color, lw=1, label=f"{label}: Gaussian null")
         if ref is not None:
-            r = ref[(ref.optimizer == ("adam" if opt.startswith("adam") else "sgd")) & (ref.split == split)]
-            ax.plot(np.maximum(r.iteration, 1), r.alpha_hat, color="0.4", lw=1, label="Zhou et al. 2020 (CIFAR-10)")
+            r = ref[
+                (ref.optimizer == ("adam" if opt.startswith("adam") else "sgd"))
+                & (ref.split == split)
+            ]
+            ax.plot(
+                np.maximum(r.iteration, 1),
+                r.alpha_hat,
+                color="0.4",
+                lw=1,
+                label="Zhou et al. 2020 (CIFAR-10)",
+            )
         ax.axhline(2.0, color="k", lw=0.5)
         ax.set_xscale("log")
         ax.set_title(f"{NAMES.get(opt, opt)} — raw noise, {split} split")
@@ -91,7 +119,12 @@ def noise_histogram(coords: np.ndarray, alpha: float, layer: str, optimizer: str
     ax.plot(grid, stats.norm.pdf(grid, 0, x.std()), "C0", label="Gaussian (same variance)")
     if math.isfinite(alpha) and alpha < 2:
         unit_iqr = 2 * stats.levy_stable.ppf(0.75, alpha, 0)
-        ax.plot(grid, stats.levy_stable.pdf(grid, alpha, 0, scale=1.0 / unit_iqr), "C3", label=f"SαS, α = {alpha:.2f} (McCulloch)")
+        ax.plot(
+            grid,
+            stats.levy_stable.pdf(grid, alpha, 0, scale=1.0 / unit_iqr),
+            "C3",
+            label=f"SαS, α = {alpha:.2f} (McCulloch)",
+        )
     ax.set_yscale("log")
     ax.set_ylim(bottom=max(1.0 / x.size / (bins[1] - bins[0]) / 3, 1e-6))
     ax.set_xlabel("noise / IQR (standardized)")
@@ -103,7 +136,12 @@ def noise_histogram(coords: np.ndarray, alpha: float, layer: str, optimizer: str
 
 def covariance_spectra(tails: pd.DataFrame, split: str) -> Figure:
     """Normalized covariance spectra (λ_i/Σλ) per optimizer and view, final checkpoint, seed 0."""
-    df = tails[(tails.status == "ok") & (tails.quantity == "effective_rank") & (tails.split == split) & (tails.layer == "__all__")]
+    df = tails[
+        (tails.status == "ok")
+        & (tails.quantity == "effective_rank")
+        & (tails.split == split)
+        & (tails.layer == "__all__")
+    ]
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     for opt in [o for o in COLORS if o in set(df.optimizer)]:
         sub = df[df.optimizer == opt]
@@ -114,7 +152,13 @@ def covariance_spectra(tails: pd.DataFrame, split: str) -> Figure:
                 continue
             ev = np.asarray(r.spectrum.iloc[0], dtype=float)
             ev = ev[ev > 0] / ev.sum()
-            ax.plot(np.arange(1, ev.size + 1), ev, style, color=_color(opt), label=f"{NAMES.get(opt, opt)} {view} (eff. rank {r.value.iloc[0]:.1f})")
+            ax.plot(
+                np.arange(1, ev.size + 1),
+                ev,
+                style,
+                color=_color(opt),
+                label=f"{NAMES.get(opt, opt)} {view} (eff. rank {r.value.iloc[0]:.1f})",
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("eigenvalue rank")
@@ -127,21 +171,37 @@ def covariance_spectra(tails: pd.DataFrame, split: str) -> Figure:
 def escape_vs_eps(escape: pd.DataFrame) -> Figure:
     """Mean exit time against ε (log-log): simulation with 95 % CI and the predicted 1/(ε^α m(G))."""
     ok = escape[(escape.status == "ok") & np.isfinite(escape.mean_exit)]
-    panels = [("calibration", None)] + [("matched", b) for b in sorted(set(ok[ok.scenario == "matched"].basin))]
+    panels = [("calibration", None)] + [
+        ("matched", b) for b in sorted(set(ok[ok.scenario == "matched"].basin))
+    ]
     fig, axes = _grid(len(panels))
-    for ax, (scenario, basin) in zip(axes, panels, strict=False):
+    for ax, (scenario, basin) in zip(axes, panels, strict=True):
         sub = ok[ok.scenario == scenario]
         if basin is not None:
-            sub = sub[(sub.basin == basin) & (sub.scale == "flat") & (sub.noise_model == sub.noise_model.min())]
+            sub = sub[
+                (sub.basin == basin)
+                & (sub.scale == "flat")
+                & (sub.noise_model == sub.noise_model.min())
+            ]
             groups = [(NAMES.get(o, o), _color(o), g) for o, g in sub.groupby("optimizer")]
-            ax.set_title(f"matched SDEs, {basin} basin (flat), {sub.noise_model.min()} noise", fontsize=9)
+            ax.set_title(
+                f"matched SDEs, {basin} basin (flat), {sub.noise_model.min()} noise", fontsize=9
+            )
         else:
             groups = [(f"α = {a:.2f}", f"C{i}", g) for i, (a, g) in enumerate(sub.groupby("alpha"))]
             ax.set_title("calibration: 1-D, U = x²/2 on (−1, 1)", fontsize=9)
         for label, color, g in groups:
             g = g.sort_values("eps")
             err = [g.mean_exit - g.ci_low, g.ci_high - g.mean_exit]
-            ax.errorbar(g.eps, g.mean_exit, yerr=err, fmt="o", color=color, ms=4, label=f"{label} (slope {g.slope.iloc[0]:.2f}, −α = {g.slope_target.iloc[0]:.2f})")
+            ax.errorbar(
+                g.eps,
+                g.mean_exit,
+                yerr=err,
+                fmt="o",
+                color=color,
+                ms=4,
+                label=f"{label} (slope {g.slope.iloc[0]:.2f}, −α = {g.slope_target.iloc[0]:.2f})",
+            )
             ax.plot(g.eps, g.predicted, "-", color=color, lw=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -153,21 +213,44 @@ def escape_vs_eps(escape: pd.DataFrame) -> Figure:
 
 def escape_sgd_vs_adam(escape: pd.DataFrame) -> Figure:
     """Mean exit times of every optimizer's matched SDE in the same basins, at the smallest ε."""
-    ok = escape[(escape.status == "ok") & (escape.scenario == "matched") & np.isfinite(escape.mean_exit)]
+    ok = escape[
+        (escape.status == "ok") & (escape.scenario == "matched") & np.isfinite(escape.mean_exit)
+    ]
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     if ok.empty:
         ax.text(0.5, 0.5, "no matched simulations", ha="center")
         return fig
     ok = ok[ok.eps == ok.eps.min()]
-    configs = ok[["basin", "scale", "noise_model"]].drop_duplicates().sort_values(["basin", "scale", "noise_model"])
+    configs = (
+        ok[["basin", "scale", "noise_model"]]
+        .drop_duplicates()
+        .sort_values(["basin", "scale", "noise_model"])
+    )
     opts = [o for o in COLORS if o in set(ok.optimizer)]
     width = 0.8 / max(len(opts), 1)
     for i, opt in enumerate(opts):
-        g = ok[ok.optimizer == opt].set_index(["basin", "scale", "noise_model"]).reindex(pd.MultiIndex.from_frame(configs))
+        g = (
+            ok[ok.optimizer == opt]
+            .set_index(["basin", "scale", "noise_model"])
+            .reindex(pd.MultiIndex.from_frame(configs))
+        )
         x = np.arange(len(configs)) + i * width
-        ax.bar(x, g.mean_exit, width, color=_color(opt), label=f"{NAMES.get(opt, opt)} (α = {g.alpha.dropna().iloc[0]:.2f})" if g.alpha.notna().any() else opt,
-               yerr=[g.mean_exit - g.ci_low, g.ci_high - g.mean_exit], capsize=2)
-    ax.set_xticks(np.arange(len(configs)) + 0.4 - width / 2, ["\n".join(c) for c in configs.itertuples(index=False)], fontsize=7)
+        ax.bar(
+            x,
+            g.mean_exit,
+            width,
+            color=_color(opt),
+            label=f"{NAMES.get(opt, opt)} (α = {g.alpha.dropna().iloc[0]:.2f})"
+            if g.alpha.notna().any()
+            else opt,
+            yerr=[g.mean_exit - g.ci_low, g.ci_high - g.mean_exit],
+            capsize=2,
+        )
+    ax.set_xticks(
+        np.arange(len(configs)) + 0.4 - width / 2,
+        ["\n".join(c) for c in configs.itertuples(index=False)],
+        fontsize=7,
+    )
     ax.set_yscale("log")
     ax.set_ylabel(f"mean first exit time at ε = {ok.eps.min():g}")
     ax.set_title("Escape from the same basins (normalization: trace(MMᵀ) = d, D = I)", fontsize=9)
@@ -175,7 +258,9 @@ def escape_sgd_vs_adam(escape: pd.DataFrame) -> Figure:
     return fig
 
 
-def _seed_band(ax, df: pd.DataFrame, x: str, y: str, opt: str, style: str = "-", label: str | None = None) -> None:
+def _seed_band(
+    ax, df: pd.DataFrame, x: str, y: str, opt: str, style: str = "-", label: str | None = None
+) -> None:
     g = df.groupby(x)[y]
     m, lo, hi = g.mean(), g.min(), g.max()
     ax.plot(m.index, m, style, color=_color(opt), label=label)
@@ -193,7 +278,9 @@ def training_curves(history: pd.DataFrame) -> Figure:
         _seed_band(axes[1], sub, "iteration", "train_loss", opt, "-")
         _seed_band(axes[1], sub, "iteration", "test_loss", opt, "--")
         _seed_band(axes[2], sub, "iteration", "gap", opt, "-", NAMES.get(opt, opt))
-    for ax, label in zip(axes, ("accuracy (%)", "cross-entropy loss", "train − test accuracy (points)"), strict=True):
+    for ax, label in zip(
+        axes, ("accuracy (%)", "cross-entropy loss", "train − test accuracy (points)"), strict=True
+    ):
         ax.set_xlabel("iteration")
         ax.set_ylabel(label)
     axes[0].legend(fontsize=6, ncol=2)
@@ -212,7 +299,15 @@ def weight_distance(history: pd.DataFrame) -> Figure:
     ok = history[(history.status == "ok") & (history.iteration > 0)]
     fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
     for opt in [o for o in COLORS if o in set(ok.optimizer)]:
-        _seed_band(ax, ok[ok.optimizer == opt], "iteration", "weight_distance", opt, "-", NAMES.get(opt, opt))
+        _seed_band(
+            ax,
+            ok[ok.optimizer == opt],
+            "iteration",
+            "weight_distance",
+            opt,
+            "-",
+            NAMES.get(opt, opt),
+        )
     ax.set_xscale("log")
     ax.set_xlabel("iteration t (log scale)")
     ax.set_ylabel("‖w_t − w_0‖")

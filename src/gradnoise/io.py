@@ -123,7 +123,9 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table
     except (pa.ArrowException, OSError) as err:
         raise InputError(f"{path}: not a readable Parquet file ({err})") from err
     if SETTINGS_KEY not in (table.schema.metadata or {}):
-        raise InputError(f"{path}: Parquet file without gradnoise metadata (written by another tool?)")
+        raise InputError(
+            f"{path}: Parquet file without gradnoise metadata (written by another tool?)"
+        )
     return table
 
 

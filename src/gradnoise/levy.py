@@ -30,7 +30,12 @@ def levy_constant(alpha: float) -> float:
 
 def isotropic_levy_constant(alpha: float, d: int) -> float:
     """c_{d,α} of the isotropic d-dimensional Lévy measure (density in y, not per direction)."""
-    return alpha * 2 ** (alpha - 1) * gamma((alpha + d) / 2) / (math.pi ** (d / 2) * gamma(1 - alpha / 2))
+    return (
+        alpha
+        * 2 ** (alpha - 1)
+        * gamma((alpha + d) / 2)
+        / (math.pi ** (d / 2) * gamma(1 - alpha / 2))
+    )
 
 
 def sample_sas(alpha: float, size: int | tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -41,7 +46,11 @@ def sample_sas(alpha: float, size: int | tuple[int, ...], rng: np.random.Generat
         return 2 * np.sin(v) * np.sqrt(w)  # the CMS limit: N(0, 2)
     if alpha == 1:
         return np.tan(v)
-    return np.sin(alpha * v) / np.cos(v) ** (1 / alpha) * (np.cos((1 - alpha) * v) / w) ** ((1 - alpha) / alpha)
+    return (
+        np.sin(alpha * v)
+        / np.cos(v) ** (1 / alpha)
+        * (np.cos((1 - alpha) * v) / w) ** ((1 - alpha) / alpha)
+    )
 
 
 def sample_sas_torch(
@@ -69,11 +78,7 @@ def _positive_stable_torch(
     v = (torch.rand(shape, generator=generator, device=device, dtype=dtype) - 0.5) * math.pi
     w = -torch.log1p(-torch.rand(shape, generator=generator, device=device, dtype=dtype))
     s = v + math.pi / 2
-    return (
-        torch.sin(a * s)
-        * torch.cos(v).pow(-1 / a)
-        * (torch.cos(v - a * s) / w).pow((1 - a) / a)
-    )
+    return torch.sin(a * s) * torch.cos(v).pow(-1 / a) * (torch.cos(v - a * s) / w).pow((1 - a) / a)
 
 
 def sample_isotropic_torch(

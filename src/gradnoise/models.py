@@ -77,7 +77,11 @@ class AlexNetSmall(nn.Module):
             nn.Conv2d(ch, ch, kernel_size=5, padding=2),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            *[m for _ in range(3) for m in (nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(inplace=True))],
+            *[
+                m
+                for _ in range(3)
+                for m in (nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(inplace=True))
+            ],
             nn.MaxPool2d(kernel_size=3, stride=2),
             nn.Flatten(),
         )
@@ -99,14 +103,35 @@ class AlexNetSmall(nn.Module):
 
 _VGG_CFG = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "vgg16": [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        "M",
+    ],
 }
 
 
 def vgg(name: str, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
     """VGG with batch norm for 32×32 inputs: five 2× poolings leave 1×1×512."""
     if min(input_shape[1:]) < 32:
-        raise ValueError(f"{name} needs inputs of at least 32×32 (got {input_shape}); use a CIFAR data set")
+        raise ValueError(
+            f"{name} needs inputs of at least 32×32 (got {input_shape}); use a CIFAR data set"
+        )
     layers: list[nn.Module] = []
     c = input_shape[0]
     for v in _VGG_CFG[name]:

@@ -88,7 +88,9 @@ def minibatch_gradients(
         yield torch.cat([g.reshape(-1) for g in grads]).detach()
 
 
-def adam_preconditioner(optimizer_state: dict[str, Any], hparams: dict[str, Any]) -> torch.Tensor | None:
+def adam_preconditioner(
+    optimizer_state: dict[str, Any], hparams: dict[str, Any]
+) -> torch.Tensor | None:
     """1/(√v̂ + eps) flattened in parameter order; None when the state holds no v yet (iteration 0)."""
     state = optimizer_state.get("state", {})
     if not state:
@@ -177,7 +179,9 @@ def sample_split(
     device = next(model.parameters()).device
     layers = layers_of(model)
     d = layers[-1].stop
-    batches = minibatches(len(y), settings.batch_size, settings.n_batches, settings.mode, split_seed)
+    batches = minibatches(
+        len(y), settings.batch_size, settings.n_batches, settings.mode, split_seed
+    )
     p = len(batches)
     if p < 2:
         raise ValueError(f"need at least 2 minibatches, got {p} (split of {len(y)} examples)")
@@ -205,9 +209,7 @@ def sample_split(
             v: _column_pass(spill, p, d, layers, g_bar, spec, settings.chunk_mb, device)
             for v, spec in views.items()
         }
-        init = {
-            v: (1 - beta) / (1 - beta**p) * horner[v] - g_bar for v, beta in betas.items()
-        }
+        init = {v: (1 - beta) / (1 - beta**p) * horner[v] - g_bar for v, beta in betas.items()}
         del horner
         _row_pass(spill, p, d, layers, g_bar, views, stats, init, coord_idx, split_seed, device)
     return {"P": p, "D": d, "layers": layers, "coord_index": coord_idx, "views": stats}
@@ -278,23 +280,29 @@ def _spectrum(gram: torch.Tensor, p: int) -> np.ndarray:
     return np.clip(ev, 0.0, None).copy()
 
 
-def _row_pass(spill, p, d, layers, g_bar, views, stats, init, coord_idx, split_seed, device) -> None:
+def _row_pass(
+    spill, p, d, layers, g_bar, views, stats, init, coord_idx, split_seed, device
+) -> None:
     flat_idx = torch.from_numpy(coord_idx.reshape(-1).clip(min=0)).to(device)
     pad = torch.from_numpy(coord_idx.reshape(-1) < 0).to(device)
-    for v, spec in views.items():
+    for v in views:
         st = stats[v]
         st["pooled"] = {ALL: PooledStream(p, d, device)} | {
-            l.name: PooledStream(p, l.numel, device) for l in layers
+            lay.name: PooledStream(p, lay.numel, device) for lay in layers
         }
         st["null"] = {ALL: PooledStream(p, d, device)} | {
-            l.name: PooledStream(p, l.numel, device) for l in layers
+            lay.name: PooledStream(p, lay.numel, device) for lay in layers
         }
         st["norms"] = np.zeros((p, len(layers)))
         st["coords"] = np.zeros((p, coord_idx.size), dtype=np.float32)
         st["sigma"] = st["null_scale"].to(torch.float64)
         st["gen"] = torch.Generator(device=device).manual_seed(hash_seed(split_seed, v))
     state = dict(init)
-    scale = {v: _averaging_scale(p, spec[1]) for v, spec in views.items() if spec and spec[0] == "averaged"}
+    scale = {
+        v: _averaging_scale(p, spec[1])
+        for v, spec in views.items()
+        if spec and spec[0] == "averaged"
+    }
     row = np.empty(d, dtype=np.float32)
     with open(spill, "rb") as f:
         for k in range(p):
@@ -310,19 +318,23 @@ def _row_pass(spill, p, d, layers, g_bar, views, stats, init, coord_idx, split_s
                     state[v] = beta * state[v] + (1 - beta) * u
                     x = state[v] * scale[v]
                 st = stats[v]
-                z = st["sigma"] * torch.randn(d, generator=st["gen"], device=device, dtype=torch.float64)
+                z = st["sigma"] * torch.randn(
+                    d, generator=st["gen"], device=device, dtype=torch.float64
+                )
                 _push_row(st["pooled"], layers, k, x)
                 _push_row(st["null"], layers, k, z)
                 sq = x.square()
-                st["norms"][k] = [float(sq[l.start : l.stop].sum().sqrt()) for l in layers]
+                st["norms"][k] = [float(sq[lay.start : lay.stop].sum().sqrt()) for lay in layers]
                 c = x[flat_idx].to(torch.float32)
                 c[pad] = float("nan")
                 st["coords"][k] = c.cpu().numpy()
 
 
-def _push_row(streams: dict[str, PooledStream], layers: list[Layer], k: int, x: torch.Tensor) -> None:
+def _push_row(
+    streams: dict[str, PooledStream], layers: list[Layer], k: int, x: torch.Tensor
+) -> None:
     logx = torch.log(x.abs() + EPS)
-    per_layer = [float(logx[l.start : l.stop].sum()) for l in layers]
+    per_layer = [float(logx[lay.start : lay.stop].sum()) for lay in layers]
     streams[ALL].push(k, x, math.fsum(per_layer))
     for layer, s in zip(layers, per_layer, strict=True):
         streams[layer.name].push(k, x[layer.start : layer.stop], s)
@@ -335,7 +347,9 @@ def hash_seed(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") >> 1
 
 
-def views_for(optimizer: str, hparams: dict[str, Any], optimizer_state: dict[str, Any]) -> dict[str, Any]:
+def views_for(
+    optimizer: str, hparams: dict[str, Any], optimizer_state: dict[str, Any]
+) -> dict[str, Any]:
     """The views that drive this optimizer's update (DESIGN.md §3)."""
     views: dict[str, Any] = {"raw": None}
     if optimizer in ("adam", "adamw"):
@@ -372,7 +386,7 @@ def to_tables(splits: dict[str, dict[str, Any]], per_layer: int) -> tuple[Any, A
                     {
                         "split": pa.array([split] * (p * n_layers)).cast(dict_str),
                         "view": pa.array([view] * (p * n_layers)).cast(dict_str),
-                        "layer": pa.array([l.name for l in layers] * p).cast(dict_str),
+                        "layer": pa.array([lay.name for lay in layers] * p).cast(dict_str),
                         "sample": pa.array(np.repeat(np.arange(p, dtype=np.int32), n_layers)),
                         "norm": pa.array(st["norms"].reshape(-1)),
                         "coords": pa.FixedSizeListArray.from_arrays(
@@ -383,10 +397,13 @@ def to_tables(splits: dict[str, dict[str, Any]], per_layer: int) -> tuple[Any, A
             )
             var = st["var"].cpu().numpy()
             for name, numel, cidx, sl in [(ALL, d, coord_index.reshape(-1), slice(0, d))] + [
-                (l.name, l.numel, coord_index[i], slice(l.start, l.stop)) for i, l in enumerate(layers)
+                (lay.name, lay.numel, coord_index[i], slice(lay.start, lay.stop))
+                for i, lay in enumerate(layers)
             ]:
                 pooled, null = st["pooled"][name], st["null"][name]
-                live = var[sl][var[sl] > 0]  # coordinates with no noise at all (dead inputs) excluded
+                live = var[sl][
+                    var[sl] > 0
+                ]  # coordinates with no noise at all (dead inputs) excluded
                 q01, q50, q99 = np.quantile(live, [0.01, 0.5, 0.99]) if live.size else (0.0,) * 3
                 stats.append(
                     {
@@ -469,7 +486,11 @@ def empty_tables(per_layer: int) -> tuple[Any, Any]:
 
 
 def sample_checkpoint(
-    checkpoint: dict[str, Any], run: dict[str, Any], settings: NoiseSettings, splits: list[str], data: Any
+    checkpoint: dict[str, Any],
+    run: dict[str, Any],
+    settings: NoiseSettings,
+    splits: list[str],
+    data: Any,
 ) -> tuple[Any, Any]:
     """Noise tables of one checkpoint; `run` is the training settings (model, optimizer, hparams)."""
     from gradnoise.models import build_model
@@ -487,5 +508,7 @@ def sample_checkpoint(
         results[split] = sample_split(
             model, x, y, settings, views, hash_seed(settings.seed, split, i), scratch_dir()
         )
-        log.info("%s: P=%d D=%d views=%s", split, results[split]["P"], results[split]["D"], list(views))
+        log.info(
+            "%s: P=%d D=%d views=%s", split, results[split]["P"], results[split]["D"], list(views)
+        )
     return to_tables(results, settings.coords_per_layer)

@@ -89,7 +89,9 @@ def build_optimizer(
     """`hparams` is the optimizer's config entry (lr and the optimizer's own settings)."""
     hp = dict(hparams)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=hp["lr"], momentum=0.0, weight_decay=hp.get("weight_decay", 0.0))
+        return torch.optim.SGD(
+            params, lr=hp["lr"], momentum=0.0, weight_decay=hp.get("weight_decay", 0.0)
+        )
     if name == "sgdm":
         return torch.optim.SGD(
             params,

@@ -193,7 +193,9 @@ def simulate_exits(
     return Exits(times, exited, face, t_max, path_steps)
 
 
-def exponential_mle(times: np.ndarray, exited: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+def exponential_mle(
+    times: np.ndarray, exited: np.ndarray, level: float = 0.95
+) -> tuple[float, float, float]:
     """Mean exit time under censoring: Σ min(σ_i, T)/#exits, with the χ² interval
     [2S/χ²_{1−a/2}(2r), 2S/χ²_{a/2}(2r)] (exact for Exp(1)-shaped σ/Eσ, as DESIGN.md §5a states)."""
     r = int(np.sum(exited))
@@ -224,8 +226,14 @@ def mean_exit_time_1d(
     basin = Basin("box", np.array([b]), np.array([a]), np.ones(1), np.ones(1))
     t_max = censor_factor * predicted_exit_time_1d(alpha, eps, a, b)
     ex = simulate_exits(
-        basin, Noise(alpha, "independent", np.eye(1)), eps, n_paths=n_paths, dt=dt, t_max=t_max,
-        seed=seed, device=device,
+        basin,
+        Noise(alpha, "independent", np.eye(1)),
+        eps,
+        n_paths=n_paths,
+        dt=dt,
+        t_max=t_max,
+        seed=seed,
+        device=device,
     )
     return exponential_mle(ex.times, ex.exited)[0]
 

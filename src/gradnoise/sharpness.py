@@ -15,14 +15,18 @@ from torch import nn
 HVP = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 
 
-def loss_hvp(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> HVP:
-    """v ↦ H v for the mean cross-entropy over `batches` (eval mode, so BN/dropout are fixed)."""
+def loss_hvp(
+    model: nn.Module,
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
+) -> HVP:
+    """v ↦ H v for the mean loss over `batches` (eval mode, so BN/dropout are fixed)."""
     model.eval()
     params = [p for p in model.parameters() if p.requires_grad]
     grads_per_batch = []
     for x, y in batches:
-        loss = nn.functional.cross_entropy(model(x), y)
-        grads_per_batch.append(torch.autograd.grad(loss, params, create_graph=True))
+        value = loss(model(x), y)
+        grads_per_batch.append(torch.autograd.grad(value, params, create_graph=True))
 
     def hvp(v: list[torch.Tensor]) -> list[torch.Tensor]:
         out = [torch.zeros_like(p) for p in params]
@@ -68,7 +72,9 @@ def top_eigenvalue(
     return TopEigen(value, max_iter, False)
 
 
-def hutchinson_trace(hvp: HVP, shapes: list[torch.Tensor], n_samples: int, seed: int = 0) -> tuple[float, float]:
+def hutchinson_trace(
+    hvp: HVP, shapes: list[torch.Tensor], n_samples: int, seed: int = 0
+) -> tuple[float, float]:
     """tr(H) ≈ mean of vᵀHv over Rademacher v; returns (estimate, standard error)."""
     gen = torch.Generator().manual_seed(seed)
     values = []

@@ -96,7 +96,13 @@ def _run(basin: Basin, noise: Noise, eps: float, n_paths: int, ss: SimSettings, 
     predicted = predicted_exit_time(basin, noise, eps)
     t_max = ss.censor_factor * predicted
     ex = simulate_exits(
-        basin, noise, eps, n_paths=n_paths, dt=ss.dt, t_max=t_max, seed=hash_seed(ss.seed, *key),
+        basin,
+        noise,
+        eps,
+        n_paths=n_paths,
+        dt=ss.dt,
+        t_max=t_max,
+        seed=hash_seed(ss.seed, *key),
         device=ss.device,
     )
     mean, lo, hi = exponential_mle(ex.times, ex.exited)
@@ -126,7 +132,11 @@ def _with_slopes(rows: list[dict], group_keys: tuple[str, ...]) -> list[dict]:
         groups.setdefault(tuple(r.get(k) for k in group_keys), []).append(r)
     for members in groups.values():
         ok = [r for r in members if math.isfinite(r["mean_exit"])]
-        slope = loglog_slope(np.array([r["eps"] for r in ok]), np.array([r["mean_exit"] for r in ok])) if len(ok) >= 2 else math.nan
+        slope = (
+            loglog_slope(np.array([r["eps"] for r in ok]), np.array([r["mean_exit"] for r in ok]))
+            if len(ok) >= 2
+            else math.nan
+        )
         for r in members:
             r["slope"], r["slope_target"] = slope, -r["alpha"]
     return rows
@@ -139,11 +149,29 @@ def calibration(experiment: str, ss: SimSettings) -> pa.Table:
     basin = Basin("box", np.ones(1), np.ones(1), np.ones(1), np.ones(1))
     for alpha in cal["alphas"]:
         for eps in cal["eps"]:
-            r = _run(basin, Noise(alpha, "independent", np.eye(1)), eps, cal["n_paths"], ss, ("cal", alpha, eps))
+            r = _run(
+                basin,
+                Noise(alpha, "independent", np.eye(1)),
+                eps,
+                cal["n_paths"],
+                ss,
+                ("cal", alpha, eps),
+            )
             rows.append(
-                {"experiment": experiment, "scenario": "calibration", "optimizer": "", "status": "ok",
-                 "alpha": alpha, "alpha_measured": math.nan, "alpha_source": "fixed",
-                 "spectrum_view": "", "scale": "unit", "width": 1.0, "normalization": "M = 1, D = 1", **r}
+                {
+                    "experiment": experiment,
+                    "scenario": "calibration",
+                    "optimizer": "",
+                    "status": "ok",
+                    "alpha": alpha,
+                    "alpha_measured": math.nan,
+                    "alpha_source": "fixed",
+                    "spectrum_view": "",
+                    "scale": "unit",
+                    "width": 1.0,
+                    "normalization": "M = 1, D = 1",
+                    **r,
+                }
             )
             log.info("calibration α=%.2f ε=%.3f: measured/predicted = %.3f", alpha, eps, r["ratio"])
     return pa.Table.from_pylist(_with_slopes(rows, ("alpha",)), schema=ESCAPE_SCHEMA)
@@ -157,19 +185,34 @@ def matched_noise(tails: pa.Table, optimizer: str, ss: SimSettings) -> dict[str,
         return {"status": ",".join(s or "missing" for s in statuses)}
     final = pc.max(ok["step"]).as_py()
     t = ok.filter(
-        pc.and_(pc.equal(ok["step"], final), pc.and_(pc.equal(ok["split"], "train"), pc.equal(ok["layer"], ALL)))
+        pc.and_(
+            pc.equal(ok["step"], final),
+            pc.and_(pc.equal(ok["split"], "train"), pc.equal(ok["layer"], ALL)),
+        )
     ).to_pylist()
     views = {r["view"] for r in t}
     alpha_view = "averaged" if "averaged" in views else "raw"
     spec_view = "preconditioned" if "preconditioned" in views else "raw"
-    alphas = [r["value"] for r in t if r["view"] == alpha_view and r["quantity"] == "alpha" and r["estimator"] == ss.alpha_estimator]
-    spectra = [np.asarray(r["spectrum"]) for r in t if r["view"] == spec_view and r["quantity"] == "effective_rank"]
+    alphas = [
+        r["value"]
+        for r in t
+        if r["view"] == alpha_view
+        and r["quantity"] == "alpha"
+        and r["estimator"] == ss.alpha_estimator
+    ]
+    spectra = [
+        np.asarray(r["spectrum"])
+        for r in t
+        if r["view"] == spec_view and r["quantity"] == "effective_rank"
+    ]
     alphas = [a for a in alphas if math.isfinite(a)]
     if not alphas or not spectra:
         return {"status": "no estimate"}
     k = min(ss.dims, min(len(s) for s in spectra))
     lam = np.mean([s[:k] for s in spectra], axis=0)
-    lam = np.concatenate([lam, np.full(ss.dims - k, lam[-1])])  # fewer samples than dims: repeat the last
+    lam = np.concatenate(
+        [lam, np.full(ss.dims - k, lam[-1])]
+    )  # fewer samples than dims: repeat the last
     lam = np.clip(lam, lam.max() * 1e-12, None)
     m = np.diag(np.sqrt(lam * ss.dims / lam.sum()))
     a = float(np.mean(alphas))
@@ -185,7 +228,12 @@ def matched_noise(tails: pa.Table, optimizer: str, ss: SimSettings) -> dict[str,
 
 def matched(experiment: str, optimizer: str, tails: pa.Table, ss: SimSettings) -> pa.Table:
     """Escape times of `optimizer`'s matched SDE over ε, basins, noise models, flat and sharp scales."""
-    base = {"experiment": experiment, "scenario": "matched", "optimizer": optimizer, "normalization": NORMALIZATION}
+    base = {
+        "experiment": experiment,
+        "scenario": "matched",
+        "optimizer": optimizer,
+        "normalization": NORMALIZATION,
+    }
     match = matched_noise(tails, optimizer, ss)
     if match["status"] != "ok":
         log.warning("%s: no simulation (%s)", optimizer, match["status"])
@@ -198,8 +246,34 @@ def matched(experiment: str, optimizer: str, tails: pa.Table, ss: SimSettings) -
             for model in ss.noise_models:
                 noise = Noise(match["alpha"], model, match["m"])
                 for eps in ss.eps:
-                    r = _run(basin, noise, eps, ss.n_paths, ss, (optimizer, kind, scale, model, eps))
-                    rows.append({**base, "status": "ok", "scale": scale, "width": width,
-                                 **{k: match[k] for k in ("alpha", "alpha_measured", "alpha_source", "spectrum_view")}, **r})
-    log.info("%s: α=%.3f (%s), %d configurations", optimizer, match["alpha"], match["alpha_source"], len(rows))
-    return pa.Table.from_pylist(_with_slopes(rows, ("basin", "scale", "noise_model")), schema=ESCAPE_SCHEMA)
+                    r = _run(
+                        basin, noise, eps, ss.n_paths, ss, (optimizer, kind, scale, model, eps)
+                    )
+                    rows.append(
+                        {
+                            **base,
+                            "status": "ok",
+                            "scale": scale,
+                            "width": width,
+                            **{
+                                k: match[k]
+                                for k in (
+                                    "alpha",
+                                    "alpha_measured",
+                                    "alpha_source",
+                                    "spectrum_view",
+                                )
+                            },
+                            **r,
+                        }
+                    )
+    log.info(
+        "%s: α=%.3f (%s), %d configurations",
+        optimizer,
+        match["alpha"],
+        match["alpha_source"],
+        len(rows),
+    )
+    return pa.Table.from_pylist(
+        _with_slopes(rows, ("basin", "scale", "noise_model")), schema=ESCAPE_SCHEMA
+    )

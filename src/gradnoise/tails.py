@@ -87,7 +87,9 @@ def standardize(c: np.ndarray) -> np.ndarray:
     return c[:, keep] / sd[keep]
 
 
-def coordinate_estimates(c: np.ndarray, hill_fraction: float) -> dict[str, tuple[float, float, float]]:
+def coordinate_estimates(
+    c: np.ndarray, hill_fraction: float
+) -> dict[str, tuple[float, float, float]]:
     """The estimators on stored coordinates (P × n): value, q25, q75 (the IQR for per_coordinate)."""
     z = standardize(c)
     flat = z.reshape(-1)
@@ -120,7 +122,12 @@ def _bootstrap(
 
 
 def pooled_from_rows(
-    log_x: np.ndarray, log_y: np.ndarray, n_y: np.ndarray, numel: int, k1: int, weights: np.ndarray | None = None
+    log_x: np.ndarray,
+    log_y: np.ndarray,
+    n_y: np.ndarray,
+    numel: int,
+    k1: int,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray | float:
     """The reference estimate from per-row sums; `weights` (n_boot × P) gives bootstrap replicates."""
     if weights is None:
@@ -140,7 +147,9 @@ def _ci(reps: np.ndarray, level: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def verdict(value: float, ci: tuple[float, float], null: float, null_ci: tuple[float, float], margin: float) -> str:
+def verdict(
+    value: float, ci: tuple[float, float], null: float, null_ci: tuple[float, float], margin: float
+) -> str:
     if not all(np.isfinite([value, *ci, null, *null_ci])):
         return "inconclusive"
     if ci[1] < null_ci[0] and null - value > margin:
@@ -150,7 +159,9 @@ def verdict(value: float, ci: tuple[float, float], null: float, null_ci: tuple[f
     return "inconclusive"
 
 
-def _alpha_rows(stat: dict[str, Any], coords: np.ndarray, ts: TailSettings, rng: np.random.Generator) -> list[dict]:
+def _alpha_rows(
+    stat: dict[str, Any], coords: np.ndarray, ts: TailSettings, rng: np.random.Generator
+) -> list[dict]:
     """α rows of one (split, view, layer)."""
     p = stat["P"]
     weights = rng.multinomial(p, np.full(p, 1.0 / p), size=ts.bootstrap).astype(np.float64)
@@ -160,7 +171,12 @@ def _alpha_rows(stat: dict[str, Any], coords: np.ndarray, ts: TailSettings, rng:
     pooled = pooled_from_rows(*real[:2], *args)
     pooled_null = pooled_from_rows(*null[:2], *args)
     results = {
-        "pooled": (pooled, _ci(pooled_from_rows(*real, *args, weights), ts.ci_level), math.nan, math.nan),
+        "pooled": (
+            pooled,
+            _ci(pooled_from_rows(*real, *args, weights), ts.ci_level),
+            math.nan,
+            math.nan,
+        ),
     }
     nulls = {"pooled": (pooled_null, _ci(pooled_from_rows(*null, *args, weights), ts.ci_level))}
     n_obs = {"pooled": p * stat["numel"]}
@@ -169,7 +185,10 @@ def _alpha_rows(stat: dict[str, Any], coords: np.ndarray, ts: TailSettings, rng:
         surrogate = rng.standard_normal(c.shape) * robust_scale(c)
         fn = lambda m: coordinate_estimates(m, ts.hill_fraction)  # noqa: E731
         est, est_null = fn(c), fn(surrogate)
-        boot, boot_null = _bootstrap(fn, c, ts.bootstrap, rng), _bootstrap(fn, surrogate, ts.bootstrap, rng)
+        boot, boot_null = (
+            _bootstrap(fn, c, ts.bootstrap, rng),
+            _bootstrap(fn, surrogate, ts.bootstrap, rng),
+        )
         for name, (v, q25, q75) in est.items():
             results[name] = (v, _ci(boot[name], ts.ci_level), q25, q75)
             nulls[name] = (est_null[name][0], _ci(boot_null[name], ts.ci_level))
@@ -196,7 +215,9 @@ def _alpha_rows(stat: dict[str, Any], coords: np.ndarray, ts: TailSettings, rng:
     return rows
 
 
-def _anisotropy_rows(stat: dict[str, Any], ts: TailSettings, rng: np.random.Generator) -> list[dict]:
+def _anisotropy_rows(
+    stat: dict[str, Any], ts: TailSettings, rng: np.random.Generator
+) -> list[dict]:
     ev = np.asarray(stat["eigenvalues"])
     spread = stat["var_q99"] / stat["var_q01"] if stat["var_q01"] > 0 else math.inf
     cis: dict[str, tuple[float, float]] = {}
@@ -206,7 +227,9 @@ def _anisotropy_rows(stat: dict[str, Any], ts: TailSettings, rng: np.random.Gene
             np.asarray(stat["gram"]).reshape(p, p), ts.bootstrap, rng
         )
         cis["top_share"] = _ci(np.array([anisotropy.top_share(s) for s in spectra]), ts.ci_level)
-        cis["effective_rank"] = _ci(np.array([anisotropy.effective_rank(s) for s in spectra]), ts.ci_level)
+        cis["effective_rank"] = _ci(
+            np.array([anisotropy.effective_rank(s) for s in spectra]), ts.ci_level
+        )
     nan2 = (math.nan, math.nan)
     quantities = {
         "top_share": anisotropy.top_share(ev),
@@ -231,7 +254,12 @@ def analyze(samples: pa.Table, stats: pa.Table, run: dict[str, Any], ts: TailSet
     """The tidy tails table of one noise file; `run` holds experiment, optimizer, seed, step, status."""
     base = {k: run[k] for k in ("experiment", "optimizer", "seed", "step")}
     if run.get("status", "ok") != "ok" or stats.num_rows == 0:
-        row = {**base, "status": run.get("status", "empty"), "quantity": "status", "verdict": run.get("status")}
+        row = {
+            **base,
+            "status": run.get("status", "empty"),
+            "quantity": "status",
+            "verdict": run.get("status"),
+        }
         return pa.Table.from_pylist([row], schema=TAILS_SCHEMA)
     coords = _coords_by_key(samples)
     rng = np.random.default_rng(ts.seed)
@@ -242,7 +270,13 @@ def analyze(samples: pa.Table, stats: pa.Table, run: dict[str, Any], ts: TailSet
             c = np.concatenate(list(coords[key].values()), axis=1)  # model order
         else:
             c = coords[key][stat["layer"]]
-        ident = {**base, "status": "ok", "split": stat["split"], "view": stat["view"], "layer": stat["layer"]}
+        ident = {
+            **base,
+            "status": "ok",
+            "split": stat["split"],
+            "view": stat["view"],
+            "layer": stat["layer"],
+        }
         for r in _alpha_rows(stat, c, ts, rng) + _anisotropy_rows(stat, ts, rng):
             rows.append({**ident, **r})
     return pa.Table.from_pylist(rows, schema=TAILS_SCHEMA)

@@ -91,7 +91,9 @@ def flat_params(model: torch.nn.Module) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> tuple[float, float]:
+def evaluate(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (%) in eval mode."""
     was_training = model.training
     model.eval()
@@ -213,7 +215,10 @@ def train_run(settings: RunSettings, run_dir: str | Path, threads: int = 1) -> s
     log_every = max(1, settings.iterations // 20)
     t0, it_done = time.perf_counter(), start
     bar = tqdm(
-        total=settings.iterations, initial=start, disable=not sys.stderr.isatty(), desc=settings.optimizer
+        total=settings.iterations,
+        initial=start,
+        disable=not sys.stderr.isatty(),
+        desc=settings.optimizer,
     )
     for it in range(start + 1, settings.iterations + 1):
         idx = batches.next().to(device)
@@ -233,7 +238,9 @@ def train_run(settings: RunSettings, run_dir: str | Path, threads: int = 1) -> s
             save_resume(it)
         if it % log_every == 0:
             rate = (it - it_done) / (time.perf_counter() - t0)
-            log.info("iteration %d/%d  loss %.4f  %.1f it/s", it, settings.iterations, loss.item(), rate)
+            log.info(
+                "iteration %d/%d  loss %.4f  %.1f it/s", it, settings.iterations, loss.item(), rate
+            )
     bar.close()
     _finish(settings, run_dir, resume_dir, history, status, diverged_at)
     return status
@@ -249,8 +256,12 @@ def _finish(settings, run_dir: Path, resume_dir: Path, history, status: str, div
             os.replace(src, ckpt_dir / f"step{step}.pt")
         else:
             save_torch(
-                {"step": step, "status": "diverged", "diverged_at": diverged_at,
-                 "settings": json.dumps(settings.as_dict(), sort_keys=True)},
+                {
+                    "step": step,
+                    "status": "diverged",
+                    "diverged_at": diverged_at,
+                    "settings": json.dumps(settings.as_dict(), sort_keys=True),
+                },
                 ckpt_dir / f"step{step}.pt",
             )
     table = pa.Table.from_pylist(history, schema=HISTORY_SCHEMA)

@@ -2,7 +2,6 @@
 # No rule file computes its own view of the config.
 
 import json
-import sys
 
 from gradnoise.config import prepare_config
 from gradnoise.figures import FIGURES
@@ -10,7 +9,6 @@ from gradnoise.figures import FIGURES
 config = prepare_config(config)
 RESULTS = config["results"]
 EXPERIMENTS = config["experiments"]
-PYTHON = sys.executable
 
 
 wildcard_constraints:
@@ -23,12 +21,15 @@ wildcard_constraints:
 def code(*names):
     """A stage's code as declared inputs: editing one of these files reruns the stage (checksums)."""
     stage, *modules = names
-    return [f"scripts/{stage}.py"] + [f"src/gradnoise/{m}.py" for m in (stage, *modules)]
+    return [f"scripts/{stage}.py"] + [
+        f"src/gradnoise/{m}.py" for m in (stage, *modules)
+    ]
 
 
 def gpus(w):
     """GPUs a job asks the scheduler for: 1 when the experiment names a CUDA device. With `auto`
-    a job uses a GPU if its node has one; the slurm profile asks for one (set-resources)."""
+    a job uses a GPU if its node has one; the slurm profile asks for one (set-resources).
+    """
     return int(EXPERIMENTS[w.experiment]["device"].startswith("cuda"))
 
 
@@ -48,7 +49,15 @@ def run_dir(w):
 
 def train_settings(w):
     exp = EXPERIMENTS[w.experiment]
-    keys = ("dataset", "model", "batch_size", "iterations", "checkpoints", "eval_every", "device")
+    keys = (
+        "dataset",
+        "model",
+        "batch_size",
+        "iterations",
+        "checkpoints",
+        "eval_every",
+        "device",
+    )
     return as_json(
         {
             "experiment": w.experiment,
@@ -81,7 +90,12 @@ def sharpness_settings(w):
     exp = EXPERIMENTS[w.experiment]
     keys = ("dataset", "model", "device", "sharpness")
     return as_json(
-        {"experiment": w.experiment, "optimizer": w.optimizer, "seed": int(w.seed), **{k: exp[k] for k in keys}}
+        {
+            "experiment": w.experiment,
+            "optimizer": w.optimizer,
+            "seed": int(w.seed),
+            **{k: exp[k] for k in keys},
+        }
     )
 
 
@@ -96,7 +110,13 @@ def noise_files(experiment, optimizer=None):
 
 
 def tails_files(experiment, optimizer=None):
-    return [f.replace("/noise/", "/tails/") for f in noise_files(experiment, optimizer)]
+    exp = EXPERIMENTS[experiment]
+    return [
+        f"{RESULTS}/{experiment}/tails/{opt}/seed{seed}/step{step}.parquet"
+        for opt, seed in runs(experiment)
+        if optimizer in (None, opt)
+        for step in exp["checkpoints"]
+    ]
 
 
 def histories(experiment):
@@ -117,9 +137,14 @@ def histogram_noise_file(w):
     """The noise file whose layer histogram is drawn: SGD (else the first optimizer), first seed,
     final checkpoint."""
     exp = EXPERIMENTS[w.experiment]
-    opt = next((o for o in ("sgd", "sgdm") if o in exp["optimizers"]), next(iter(exp["optimizers"])))
+    opt = next(
+        (o for o in ("sgd", "sgdm") if o in exp["optimizers"]),
+        next(iter(exp["optimizers"])),
+    )
     step = max(exp["checkpoints"])
-    return f"{RESULTS}/{w.experiment}/noise/{opt}/seed{exp['seeds'][0]}/step{step}.parquet"
+    return (
+        f"{RESULTS}/{w.experiment}/noise/{opt}/seed{exp['seeds'][0]}/step{step}.parquet"
+    )
 
 
 def final_outputs():

@@ -21,19 +21,22 @@ rule figures:
         "logs/{experiment}/figures.log",
     benchmark:
         "logs/{experiment}/figures.benchmark.tsv"
-    params:
-        settings=lambda w: as_json(
-            {**config["figures"], "dataset": EXPERIMENTS[w.experiment]["dataset"]["name"]}
-        ),
-        outdir=lambda w: f"{RESULTS}/{w.experiment}/figures",
+    conda:
+        "../envs/gradnoise.yaml"
     threads: 1
     resources:
         mem_mb=3000,
         runtime=30,
-    conda:
-        "../envs/gradnoise.yaml"
+    params:
+        settings=lambda w: as_json(
+            {
+                **config["figures"],
+                "dataset": EXPERIMENTS[w.experiment]["dataset"]["name"],
+            }
+        ),
+        outdir=lambda w: f"{RESULTS}/{w.experiment}/figures",
     shell:
-        "{PYTHON} scripts/figures.py --settings {params.settings:q} --tails {input.tails:q} "
+        "python scripts/figures.py --settings {params.settings:q} --tails {input.tails:q} "
         "--escape {input.escape:q} --histories {input.histories:q} --sharpness {input.sharpness:q} "
         "--noise {input.noise:q} --outdir {params.outdir:q} 2> {log:q}"
 
@@ -56,15 +59,15 @@ rule claims:
         "logs/{experiment}/claims.log",
     benchmark:
         "logs/{experiment}/claims.benchmark.tsv"
-    params:
-        settings=as_json(config["claims"]),
+    conda:
+        "../envs/gradnoise.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/gradnoise.yaml"
+    params:
+        settings=as_json(config["claims"]),
     shell:
-        "{PYTHON} scripts/claims.py --settings {params.settings:q} --experiment {wildcards.experiment} "
+        "python scripts/claims.py --settings {params.settings:q} --experiment {wildcards.experiment} "
         "--tails {input.tails:q} --escape {input.escape:q} --sharpness {input.sharpness:q} "
         "--out-md {output.md:q} --out-parquet {output.parquet:q} 2> {log:q}"

@@ -9,16 +9,16 @@ rule noise:
         "logs/{experiment}/noise/{optimizer}/seed{seed}/step{step}.log",
     benchmark:
         "logs/{experiment}/noise/{optimizer}/seed{seed}/step{step}.benchmark.tsv"
-    params:
-        settings=noise_settings,
+    conda:
+        "../envs/gradnoise.yaml"
     threads: lambda w: EXPERIMENTS[w.experiment]["threads"]
     resources:
         mem_mb=4000,
         runtime=120,
         gpu=gpus,
-    conda:
-        "../envs/gradnoise.yaml"
+    params:
+        settings=noise_settings,
     shell:
-        "{PYTHON} scripts/noise.py --settings {params.settings:q} "
+        "python scripts/noise.py --settings {params.settings:q} "
         "--checkpoint {input.checkpoints:q}/step{wildcards.step}.pt "
         "--out {output.samples:q} --out-stats {output.stats:q} --threads {threads} 2> {log:q}"

@@ -9,16 +9,16 @@ rule sharpness:
         "logs/{experiment}/sharpness/{optimizer}/seed{seed}.log",
     benchmark:
         "logs/{experiment}/sharpness/{optimizer}/seed{seed}.benchmark.tsv"
-    params:
-        settings=sharpness_settings,
-        checkpoint=lambda w: f"{run_dir(w)}/checkpoints/step{max(EXPERIMENTS[w.experiment]['checkpoints'])}.pt",
+    conda:
+        "../envs/gradnoise.yaml"
     threads: lambda w: EXPERIMENTS[w.experiment]["threads"]
     resources:
         mem_mb=4000,
         runtime=60,
         gpu=gpus,
-    conda:
-        "../envs/gradnoise.yaml"
+    params:
+        settings=sharpness_settings,
+        checkpoint=lambda w: f"{run_dir(w)}/checkpoints/step{max(EXPERIMENTS[w.experiment]['checkpoints'])}.pt",
     shell:
-        "{PYTHON} scripts/sharpness.py --settings {params.settings:q} --checkpoint {params.checkpoint:q} "
+        "python scripts/sharpness.py --settings {params.settings:q} --checkpoint {params.checkpoint:q} "
         "--history {input.history:q} --out {output:q} --threads {threads} 2> {log:q}"

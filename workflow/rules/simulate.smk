@@ -7,16 +7,16 @@ rule simulate_calibration:
         "logs/{experiment}/simulate/calibration.log",
     benchmark:
         "logs/{experiment}/simulate/calibration.benchmark.tsv"
-    params:
-        settings=as_json(config["simulate"]),
+    conda:
+        "../envs/gradnoise.yaml"
     threads: config["simulate"]["threads"]
     resources:
         mem_mb=2000,
         runtime=60,
-    conda:
-        "../envs/gradnoise.yaml"
+    params:
+        settings=as_json(config["simulate"]),
     shell:
-        "{PYTHON} scripts/simulate.py --settings {params.settings:q} --experiment {wildcards.experiment} "
+        "python scripts/simulate.py --settings {params.settings:q} --experiment {wildcards.experiment} "
         "--out {output:q} --threads {threads} 2> {log:q}"
 
 
@@ -30,16 +30,16 @@ rule simulate_optimizer:
         "logs/{experiment}/simulate/{optimizer}.log",
     benchmark:
         "logs/{experiment}/simulate/{optimizer}.benchmark.tsv"
-    params:
-        settings=as_json(config["simulate"]),
+    conda:
+        "../envs/gradnoise.yaml"
     threads: config["simulate"]["threads"]
     resources:
         mem_mb=2000,
         runtime=60,
-    conda:
-        "../envs/gradnoise.yaml"
+    params:
+        settings=as_json(config["simulate"]),
     shell:
-        "{PYTHON} scripts/simulate.py --settings {params.settings:q} --experiment {wildcards.experiment} "
+        "python scripts/simulate.py --settings {params.settings:q} --experiment {wildcards.experiment} "
         "--optimizer {wildcards.optimizer} --tails {input.tails:q} --out {output:q} "
         "--threads {threads} 2> {log:q}"
 
@@ -48,18 +48,21 @@ rule escape_table:
     input:
         "scripts/aggregate.py",
         tables=lambda w: [f"{RESULTS}/{w.experiment}/simulate/calibration.parquet"]
-        + [f"{RESULTS}/{w.experiment}/simulate/{opt}.parquet" for opt in EXPERIMENTS[w.experiment]["optimizers"]],
+        + [
+            f"{RESULTS}/{w.experiment}/simulate/{opt}.parquet"
+            for opt in EXPERIMENTS[w.experiment]["optimizers"]
+        ],
     output:
         f"{RESULTS}/{{experiment}}/simulate/escape.parquet",
     log:
         "logs/{experiment}/simulate/escape.log",
     benchmark:
         "logs/{experiment}/simulate/escape.benchmark.tsv"
+    conda:
+        "../envs/gradnoise.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/gradnoise.yaml"
     shell:
-        "{PYTHON} scripts/aggregate.py {input.tables:q} --out {output:q} 2> {log:q}"
+        "python scripts/aggregate.py {input.tables:q} --out {output:q} 2> {log:q}"

@@ -9,16 +9,16 @@ rule tails:
         "logs/{experiment}/tails/{optimizer}/seed{seed}/step{step}.log",
     benchmark:
         "logs/{experiment}/tails/{optimizer}/seed{seed}/step{step}.benchmark.tsv"
-    params:
-        settings=lambda w: as_json(EXPERIMENTS[w.experiment]["tails"]),
+    conda:
+        "../envs/gradnoise.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../envs/gradnoise.yaml"
+    params:
+        settings=lambda w: as_json(EXPERIMENTS[w.experiment]["tails"]),
     shell:
-        "{PYTHON} scripts/tails.py --settings {params.settings:q} --samples {input.samples:q} "
+        "python scripts/tails.py --settings {params.settings:q} --samples {input.samples:q} "
         "--stats {input.stats:q} --out {output:q} 2> {log:q}"
 
 
@@ -32,11 +32,11 @@ rule aggregate_tails:
         "logs/{experiment}/aggregate_tails.log",
     benchmark:
         "logs/{experiment}/aggregate_tails.benchmark.tsv"
+    conda:
+        "../envs/gradnoise.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/gradnoise.yaml"
     shell:
-        "{PYTHON} scripts/aggregate.py {input.tables:q} --out {output:q} 2> {log:q}"
+        "python scripts/aggregate.py {input.tables:q} --out {output:q} 2> {log:q}"

@@ -10,16 +10,16 @@ rule train:
         "logs/{experiment}/train/{optimizer}/seed{seed}.log",
     benchmark:
         "logs/{experiment}/train/{optimizer}/seed{seed}.benchmark.tsv"
-    params:
-        settings=train_settings,
-        run_dir=run_dir,
+    conda:
+        "../envs/gradnoise.yaml"
     threads: lambda w: EXPERIMENTS[w.experiment]["threads"]
     resources:
         mem_mb=4000,
         runtime=120,
         gpu=gpus,
-    conda:
-        "../envs/gradnoise.yaml"
+    params:
+        settings=train_settings,
+        run_dir=run_dir,
     shell:
-        "{PYTHON} scripts/train.py --settings {params.settings:q} --run-dir {params.run_dir:q} "
+        "python scripts/train.py --settings {params.settings:q} --run-dir {params.run_dir:q} "
         "--threads {threads} 2> {log:q}"
