@@ -23,3 +23,46 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the SLURM test last: once SLURM's client tools are installed and the cluster is down again,
     the executor plugin slows every later snakemake start by ~10 s."""
     items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
+
+
+TOP_LEVEL_IGNORE = {".git", "results", "logs", ".snakemake", "data", ".pytest_cache", ".ruff_cache"}
+
+
+def copy_project(dst: Path) -> Path:
+    """A copy of the project without outputs, for real snakemake runs that may edit it."""
+    import shutil
+
+    anywhere = shutil.ignore_patterns("__pycache__", "*.egg-info")
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        top = TOP_LEVEL_IGNORE & set(names) if Path(folder) == ROOT else set()
+        return top | set(anywhere(folder, names))
+
+    shutil.copytree(ROOT, dst, ignore=ignore)
+    return dst
+
+
+def snakemake(cwd: Path, *args: str, timeout: int = 900, check: bool = True):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and out.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        )
+    return out
+
+
+@pytest.fixture(scope="session")
+def local_run(tmp_path_factory) -> Path:
+    """The test config run to completion once, locally (shared by the workflow and SLURM tests)."""
+    project = copy_project(tmp_path_factory.mktemp("local") / "project")
+    snakemake(project, "--cores", "2", "--configfile", "config/test.yaml")
+    return project

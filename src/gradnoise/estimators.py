@@ -86,9 +86,12 @@ def _mcculloch_table() -> tuple[np.ndarray, np.ndarray]:
 
 def alpha_mcculloch(x: np.ndarray) -> float:
     """McCulloch's quantile estimator for symmetric data, clipped to [0.5, 2]."""
-    q05, q25, q75, q95 = np.quantile(
-        np.asarray(x, dtype=np.float64).ravel(), [0.05, 0.25, 0.75, 0.95]
-    )
+    q = np.quantile(np.asarray(x, dtype=np.float64).ravel(), [0.05, 0.25, 0.75, 0.95])
+    return mcculloch_from_quantiles(*q)
+
+
+def mcculloch_from_quantiles(q05: float, q25: float, q75: float, q95: float) -> float:
+    """α from ν = (q95 − q05)/(q75 − q25) through the shipped table, clipped to [0.5, 2]."""
     if q75 <= q25:
         return math.nan
     nu = (q95 - q05) / (q75 - q25)

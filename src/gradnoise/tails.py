@@ -18,7 +18,6 @@ ci_low > null − null_margin; otherwise ``inconclusive``. The pooled estimate a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,13 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from gradnoise import anisotropy
-from gradnoise.estimators import (
-    alpha_from_log_means,
-    alpha_hill,
-    alpha_mcculloch,
-    alpha_mohammadi,
-    alpha_per_column,
-)
+from gradnoise.estimators import EPS, alpha_from_log_means, mcculloch_from_quantiles, ref_k1
 from gradnoise.noise import ALL, IQR_PER_STD
 
 ESTIMATORS = ("pooled", "pooled_standardized", "per_coordinate", "mcculloch", "hill")
@@ -80,45 +73,102 @@ def robust_scale(c: np.ndarray) -> np.ndarray:
     return np.where(iqr > 0, iqr, c.std(axis=0, ddof=1))
 
 
-def standardize(c: np.ndarray) -> np.ndarray:
-    """Each column divided by its std across samples (columns with zero std are dropped)."""
-    sd = c.std(axis=0, ddof=1)
-    keep = sd > 0
-    return c[:, keep] / sd[keep]
+def _mohammadi_rows(x: np.ndarray, k1: int) -> np.ndarray:
+    """Mohammadi on each row of a 2-D array (blocks of k1 consecutive entries, tail dropped)."""
+    n = x.shape[1] // k1 * k1
+    y = x[:, :n].reshape(x.shape[0], -1, k1).sum(axis=2)
+    inv = (np.log(np.abs(y) + EPS).mean(1) - np.log(np.abs(x[:, :n]) + EPS).mean(1)) / math.log(k1)
+    with np.errstate(divide="ignore"):
+        return np.where(inv > 0, 1.0 / inv, np.inf)
+
+
+def batched_estimates(c: np.ndarray, hill_fraction: float) -> dict[str, np.ndarray]:
+    """The estimators on a batch of stored-coordinate matrices c (B × P × n), vectorized over B.
+
+    Columns are standardized by their std across samples (columns with zero std in any matrix of the
+    batch are dropped); ``per_coordinate`` is the median over columns, with its quartiles.
+    """
+    sd = c.std(axis=1, ddof=1)
+    keep = (sd > 0).all(axis=0)
+    z = c[:, :, keep] / sd[:, None, keep]
+    b, p, n = z.shape
+    flat = z.reshape(b, p * n)
+    out = {"pooled_standardized": _mohammadi_rows(flat, ref_k1(p * n)) if n else np.full(b, np.nan)}
+    k1 = ref_k1(p)
+    m = p // k1 * k1
+    y = z[:, :m].reshape(b, m // k1, k1, n).sum(axis=2)
+    inv = (np.log(np.abs(y) + EPS).mean(1) - np.log(np.abs(z[:, :m]) + EPS).mean(1)) / math.log(k1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_col = np.where(inv > 0, 1.0 / inv, np.inf)
+    per_col = np.where(np.isfinite(per_col), per_col, np.nan)
+    q25, med, q75 = _row_quantiles(per_col, (0.25, 0.5, 0.75))
+    out["per_coordinate"], out["per_coordinate_q25"], out["per_coordinate_q75"] = med, q25, q75
+    q = np.quantile(flat, [0.05, 0.25, 0.75, 0.95], axis=1)
+    out["mcculloch"] = np.array([mcculloch_from_quantiles(*q[:, i]) for i in range(b)])
+    k = max(1, int(hill_fraction * p * n))
+    out["hill"] = _hill_rows(np.abs(flat), k) if p * n > k else np.full(b, np.nan)
+    return out
+
+
+def _row_quantiles(x: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray]:
+    """Linear-interpolation quantiles of each row over its non-NaN entries (np.nanquantile's rule,
+    vectorized: NaN sorts last, so row i's finite values are the first count_i of its sorted row)."""
+    srt = np.sort(x, axis=1)
+    count = np.isfinite(x).sum(axis=1)
+    last = np.maximum(count - 1, 0)
+    rows = np.arange(x.shape[0])
+    out = []
+    for q in qs:
+        pos = q * last
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, last)
+        val = srt[rows, lo] + (pos - lo) * (srt[rows, hi] - srt[rows, lo])
+        out.append(np.where(count > 0, val, np.nan))
+    return out
+
+
+def _hill_rows(a: np.ndarray, k: int) -> np.ndarray:
+    top = np.sort(np.partition(a, a.shape[1] - k - 1, axis=1)[:, a.shape[1] - k - 1 :], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.log(top[:, 1:] / top[:, :1]).mean(axis=1)
+        return np.where(inv > 0, 1.0 / inv, np.inf)
 
 
 def coordinate_estimates(
     c: np.ndarray, hill_fraction: float
 ) -> dict[str, tuple[float, float, float]]:
-    """The estimators on stored coordinates (P × n): value, q25, q75 (the IQR for per_coordinate)."""
-    z = standardize(c)
-    flat = z.reshape(-1)
-    pc = alpha_per_column(z)
-    pc = pc[np.isfinite(pc)]
-    med, q25, q75 = np.quantile(pc, [0.5, 0.25, 0.75]) if pc.size else (math.nan,) * 3
-    k = max(1, int(hill_fraction * flat.size))
+    """The estimators on one stored-coordinate matrix (P × n): value, q25, q75 (IQR for per_coordinate)."""
+    est = batched_estimates(c[None], hill_fraction)
     nan = math.nan
     return {
-        "pooled_standardized": (alpha_mohammadi(flat), nan, nan),
-        "per_coordinate": (float(med), float(q25), float(q75)),
-        "mcculloch": (alpha_mcculloch(flat), nan, nan),
-        "hill": (alpha_hill(flat, k) if flat.size > k else nan, nan, nan),
+        name: (
+            float(est[name][0]),
+            float(est[f"{name}_q25"][0]) if name == "per_coordinate" else nan,
+            float(est[f"{name}_q75"][0]) if name == "per_coordinate" else nan,
+        )
+        for name in COORDINATE_ESTIMATORS
     }
 
 
-def _bootstrap(
-    fn: Callable[[np.ndarray], dict[str, tuple[float, float, float]]],
+COORDINATE_ESTIMATORS = ("pooled_standardized", "per_coordinate", "mcculloch", "hill")
+
+
+def bootstrap_estimates(
     c: np.ndarray,
     n_boot: int,
+    hill_fraction: float,
     rng: np.random.Generator,
+    max_elements: int = 2**22,
 ) -> dict[str, np.ndarray]:
-    """Bootstrap over samples (rows) of every estimator's value."""
-    reps: dict[str, list[float]] = {}
-    for _ in range(n_boot):
-        est = fn(c[rng.integers(0, c.shape[0], c.shape[0])])
-        for name, (v, _, _) in est.items():
-            reps.setdefault(name, []).append(v)
-    return {k: np.asarray(v) for k, v in reps.items()}
+    """Bootstrap over samples (rows) of every estimator, in vectorized batches of replicates."""
+    p, n = c.shape
+    per_batch = max(1, max_elements // max(1, p * n))
+    reps: dict[str, list[np.ndarray]] = {}
+    for start in range(0, n_boot, per_batch):
+        idx = rng.integers(0, p, (min(per_batch, n_boot - start), p))
+        for name, values in batched_estimates(c[idx], hill_fraction).items():
+            reps.setdefault(name, []).append(values)
+    return {k: np.concatenate(v) for k, v in reps.items()}
 
 
 def pooled_from_rows(
@@ -183,12 +233,10 @@ def _alpha_rows(
     c = coords[:, np.isfinite(coords).all(axis=0)].astype(np.float64)
     if c.shape[1] > 0 and p >= 4:
         surrogate = rng.standard_normal(c.shape) * robust_scale(c)
-        fn = lambda m: coordinate_estimates(m, ts.hill_fraction)  # noqa: E731
-        est, est_null = fn(c), fn(surrogate)
-        boot, boot_null = (
-            _bootstrap(fn, c, ts.bootstrap, rng),
-            _bootstrap(fn, surrogate, ts.bootstrap, rng),
-        )
+        est = coordinate_estimates(c, ts.hill_fraction)
+        est_null = coordinate_estimates(surrogate, ts.hill_fraction)
+        boot = bootstrap_estimates(c, ts.bootstrap, ts.hill_fraction, rng)
+        boot_null = bootstrap_estimates(surrogate, ts.bootstrap, ts.hill_fraction, rng)
         for name, (v, q25, q75) in est.items():
             results[name] = (v, _ci(boot[name], ts.ci_level), q25, q75)
             nulls[name] = (est_null[name][0], _ci(boot_null[name], ts.ci_level))

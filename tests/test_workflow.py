@@ -1,0 +1,224 @@
+"""Real snakemake on a copy of the test config: outputs, report, and what reruns after each change."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import copy_project, snakemake
+
+from gradnoise.figures import FIGURES
+
+pytestmark = pytest.mark.workflow
+CONFIG = ["--configfile", "config/test.yaml"]
+
+
+def planned(project: Path, *args: str) -> dict[str, int]:
+    """Jobs a dry run would execute, by rule (empty when there is nothing to do)."""
+    out = snakemake(project, "-n", "--cores", "2", *args)
+    text = out.stdout + out.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:")[1].split("total")[0]
+    return {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
+
+
+def with_config(project: Path, name: str, edit) -> list[str]:
+    cfg = yaml.safe_load((project / "config" / "test.yaml").read_text())
+    edit(cfg)
+    (project / "config" / name).write_text(yaml.safe_dump(cfg))
+    return ["--configfile", f"config/{name}"]
+
+
+def test_every_output_of_the_test_config_is_written(local_run):
+    res = local_run / "results" / "test"
+    exp = yaml.safe_load((local_run / "config" / "test.yaml").read_text())["experiments"]["test"]
+    for opt in exp["optimizers"]:
+        assert (res / "train" / opt / "seed0" / "history.parquet").exists()
+        for step in exp["checkpoints"]:
+            assert (res / "train" / opt / "seed0" / "checkpoints" / f"step{step}.pt").exists()
+            assert (res / "noise" / opt / "seed0" / f"step{step}.parquet").exists()
+            assert (res / "noise" / opt / "seed0" / f"step{step}.stats.parquet").exists()
+            assert (res / "tails" / opt / "seed0" / f"step{step}.parquet").exists()
+    for f in ("tails.parquet", "simulate/escape.parquet", "claims.md", "claims.parquet"):
+        assert (res / f).stat().st_size > 0
+    for fig in FIGURES:
+        png = res / "figures" / f"{fig}.png"
+        assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
+    claims = (res / "claims.md").read_text()
+    assert all(f"| C{i} |" in claims for i in range(1, 9))
+    assert (local_run / "logs" / "test" / "train" / "sgd" / "seed0.log").exists()
+    assert (
+        local_run / "logs" / "test" / "noise" / "sgd" / "seed0" / "step30.benchmark.tsv"
+    ).exists()
+
+
+def test_aggregated_tails_cover_every_variant_view_and_split(local_run):
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(local_run / "results" / "test" / "tails.parquet").to_pandas()
+    alpha = t[t.quantity == "alpha"]
+    assert set(alpha.estimator) == {
+        "pooled",
+        "pooled_standardized",
+        "per_coordinate",
+        "mcculloch",
+        "hill",
+    }
+    assert set(t.split) == {"train", "test"}
+    assert set(t[t.optimizer == "adam"].view) == {"raw", "preconditioned", "averaged"}
+    assert set(t[t.optimizer == "sgd"].view) == {"raw"}
+    assert alpha.null_value.notna().all() and alpha.verdict.notna().all()
+    assert {"top_share", "effective_rank", "var_spread"} <= set(t.quantity)
+
+
+def test_report_builds(local_run):
+    snakemake(local_run, "--cores", "1", *CONFIG, "--report", "results/report.html")
+    html = (local_run / "results" / "report.html").read_text(errors="replace")
+    assert len(html) > 100_000 and "alpha_vs_iteration" in html and "claims" in html
+
+
+def test_second_run_does_nothing_and_is_quick(local_run):
+    start = time.perf_counter()
+    out = snakemake(local_run, "--cores", "2", *CONFIG)
+    elapsed = time.perf_counter() - start
+    assert "Nothing to be done" in out.stdout + out.stderr
+    print(f"no-op rerun: {elapsed:.2f} s")
+    assert elapsed <= 5.0
+
+
+def test_learning_rate_change_reruns_exactly_that_optimizers_chain(local_run):
+    args = with_config(
+        local_run,
+        "lr.yaml",
+        lambda c: c["experiments"]["test"]["optimizers"]["adam"].update(lr=0.003),
+    )
+    jobs = planned(local_run, *args)
+    print("lr change:", jobs)
+    assert jobs == {
+        "train": 1,
+        "noise": 2,
+        "tails": 2,
+        "sharpness": 1,
+        "aggregate_tails": 1,
+        "simulate_optimizer": 1,
+        "escape_table": 1,
+        "figures": 1,
+        "claims": 1,
+        "all": 1,
+    }
+
+
+def test_simulation_setting_change_reruns_only_simulate_and_after(local_run):
+    args = with_config(local_run, "sim.yaml", lambda c: c["simulate"].update(n_paths=301))
+    jobs = planned(local_run, *args)
+    print("simulate change:", jobs)
+    assert jobs == {
+        "simulate_calibration": 1,
+        "simulate_optimizer": 6,
+        "escape_table": 1,
+        "figures": 1,
+        "claims": 1,
+        "all": 1,
+    }
+
+
+def test_figure_setting_change_reruns_only_figures(local_run):
+    args = with_config(local_run, "fig.yaml", lambda c: c["figures"].update(dpi=61))
+    assert planned(local_run, *args) == {"figures": 1, "all": 1}
+
+
+def test_editing_a_stage_module_reruns_that_stage_and_after_but_the_readme_nothing(local_run):
+    module = local_run / "src" / "gradnoise" / "tails.py"
+    readme = local_run / "README.md"
+    original, original_readme = module.read_text(), readme.read_text()
+    try:
+        module.write_text(original + "\n# an edit\n")
+        jobs = planned(local_run, *CONFIG)
+        print("tails.py edit:", jobs)
+        assert jobs == {
+            "tails": 12,
+            "aggregate_tails": 1,
+            "simulate_optimizer": 6,
+            "escape_table": 1,
+            "figures": 1,
+            "claims": 1,
+            "all": 1,
+        }
+        module.write_text(original)
+        readme.write_text(original_readme + "\nmore words\n")
+        assert planned(local_run, *CONFIG) == {}
+    finally:
+        module.write_text(original)
+        readme.write_text(original_readme)
+
+
+def test_rerun_after_a_change_runs_and_leaves_others_untouched(local_run):
+    res = local_run / "results" / "test"
+    sgd_noise = res / "noise" / "sgd" / "seed0" / "step30.parquet"
+    before = sgd_noise.stat().st_mtime_ns, sgd_noise.read_bytes()
+    adam_noise = (res / "noise" / "adam" / "seed0" / "step30.parquet").read_bytes()
+    args = with_config(
+        local_run,
+        "lr2.yaml",
+        lambda c: c["experiments"]["test"]["optimizers"]["adam"].update(lr=0.004),
+    )
+    snakemake(local_run, "--cores", "2", *args)
+    assert (sgd_noise.stat().st_mtime_ns, sgd_noise.read_bytes()) == before
+    assert (res / "noise" / "adam" / "seed0" / "step30.parquet").read_bytes() != adam_noise
+    assert planned(local_run, *args) == {}
+
+
+def test_cpu_outputs_are_byte_identical_across_runs(local_run, tmp_path):
+    project = copy_project(tmp_path / "again")
+    targets = [f"results/test/noise/sgdm/seed0/step{s}.parquet" for s in (0, 30)]
+    snakemake(project, "--cores", "2", *targets, *CONFIG)
+    for t in targets:
+        for f in (t, t.replace(".parquet", ".stats.parquet")):
+            assert (project / f).read_bytes() == (local_run / f).read_bytes(), f
+
+
+def test_a_job_killed_mid_way_leaves_nothing_complete_and_the_rerun_resumes(tmp_path):
+    project = copy_project(tmp_path / "kill")
+
+    def longer(c):
+        exp = c["experiments"]["test"]
+        exp.update(iterations=3000, checkpoints=[0, 100, 3000], eval_every=100)
+        exp["optimizers"] = {"sgd": {"lr": 0.05}}
+
+    args = with_config(project, "kill.yaml", longer)
+    target = "results/test/train/sgd/seed0/history.parquet"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "1", target, *args],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    state = project / "results/test/train/sgd/seed0/.resume/state.pt"
+    deadline = time.time() + 120
+    while not (
+        state.exists() and (project / "results/test/train/sgd/seed0/.resume/step100.pt").exists()
+    ):
+        assert time.time() < deadline, "training never reached its first checkpoint"
+        time.sleep(0.2)
+    job = subprocess.run(
+        ["pgrep", "-f", "scripts/train.py.*kill|scripts/train.py"], capture_output=True, text=True
+    )
+    pids = [int(p) for p in job.stdout.split()]
+    assert pids, "the training job is not running"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not (project / target).exists()
+    out = snakemake(project, "--cores", "1", target, *args)
+    assert (project / target).exists()
+    log = (project / "logs/test/train/sgd/seed0.log").read_text()
+    assert "resuming from iteration" in log, out.stdout[-2000:]
