@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-import _cli  # noqa: F401  (puts this repository's src/ first on the path)
 import pyarrow as pa
 
 from gradnoise.io import read_parquet, write_parquet
+
+import _cli  # noqa: F401  (puts this repository's src/ first on the path)
 
 
 def main() -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import _cli
 import pandas as pd
 import pyarrow as pa
 
 from gradnoise.claims import ClaimSettings, evaluate_claims, to_markdown
 from gradnoise.io import read_parquet, tmp_path, write_parquet
+
+import _cli
 
 
 def main() -> None:

@@ -7,13 +7,14 @@ import json
 import logging
 from pathlib import Path
 
-import _cli  # noqa: F401  (puts this repository's src/ first on the path)
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from gradnoise import figures
 from gradnoise.io import read_parquet, read_settings, tmp_path
+
+import _cli  # noqa: F401  (puts this repository's src/ first on the path)
 
 log = logging.getLogger("figures")
 

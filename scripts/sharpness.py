@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import _cli
 import pyarrow as pa
 import torch
 
@@ -11,6 +10,8 @@ from gradnoise.io import load_checkpoint, read_parquet, write_parquet
 from gradnoise.models import build_model
 from gradnoise.sharpness import hutchinson_trace, loss_hvp, top_eigenvalue
 from gradnoise.train import dataset_from
+
+import _cli
 
 SCHEMA = pa.schema(
     [

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import _cli
 import pyarrow as pa
 import torch
 
 from gradnoise.devices import resolve_device
 from gradnoise.io import read_parquet, write_parquet
 from gradnoise.simulate import SimSettings, calibration, matched
+
+import _cli
 
 
 def main() -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import _cli
-
 from gradnoise.io import read_parquet, read_settings, write_parquet
 from gradnoise.tails import TailSettings, analyze
+
+import _cli
 
 
 def main() -> None:

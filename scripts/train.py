@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import _cli
-
 from gradnoise.train import RunSettings, train_run
+
+import _cli
 
 
 def main() -> None:

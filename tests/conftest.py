@@ -63,6 +63,10 @@ def snakemake(cwd: Path, *args: str, timeout: int = 900, check: bool = True):
 @pytest.fixture(scope="session")
 def local_run(tmp_path_factory) -> Path:
     """The test config run to completion once, locally (shared by the workflow and SLURM tests)."""
+    import shutil
+
     project = copy_project(tmp_path_factory.mktemp("local") / "project")
     snakemake(project, "--cores", "2", "--configfile", "config/test.yaml")
+    # a snapshot for comparisons, since later tests rerun parts of this project with other configs
+    shutil.copytree(project / "results", project.parent / "pristine_results")
     return project

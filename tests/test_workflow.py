@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_project, snakemake
 
 from gradnoise.figures import FIGURES
+
+from conftest import copy_project, snakemake
 
 pytestmark = pytest.mark.workflow
 CONFIG = ["--configfile", "config/test.yaml"]

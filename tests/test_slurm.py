@@ -1,0 +1,78 @@
+"""The test config through a real single-node SLURM (../shared/tools/slurm-up.sh) with the slurm
+profile; every Parquet output must be byte-identical to the local run. CI runs it as root; elsewhere it
+skips, saying why, when SLURM cannot be started."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, copy_project, snakemake
+
+pytestmark = pytest.mark.slurm
+TOOLS = ROOT.parent / "shared" / "tools"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _skip_or_fail(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"SLURM could not be started in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    if os.geteuid() != 0:
+        _skip_or_fail("needs root to start a local SLURM (slurm-up.sh installs Debian packages)")
+    if not (TOOLS / "slurm-up.sh").exists():
+        _skip_or_fail(f"{TOOLS / 'slurm-up.sh'} not found")
+    if shutil.which("apt-get") is None:
+        _skip_or_fail("not a Debian machine (no apt-get)")
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        _skip_or_fail(
+            'snakemake-executor-plugin-slurm is not installed (pip install -e ".[cluster]")'
+        )
+    env = {**os.environ, "SLURM_UP_FAKE_GPUS": "1"}
+    up = subprocess.run(
+        ["bash", str(TOOLS / "slurm-up.sh")], capture_output=True, text=True, env=env, timeout=600
+    )
+    if up.returncode != 0:
+        _skip_or_fail(f"slurm-up.sh failed: {up.stderr[-2000:]}")
+    yield
+    subprocess.run(
+        ["bash", str(TOOLS / "slurm-down.sh")], capture_output=True, text=True, timeout=300
+    )
+
+
+def _parquet_files(base: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*.parquet"))}
+
+
+def test_test_config_through_slurm_matches_the_local_run(slurm_cluster, local_run, tmp_path):
+    project = copy_project(tmp_path / "slurm")
+    start = time.perf_counter()
+    out = snakemake(
+        project, "--profile", "profiles/slurm", "--configfile", "config/test.yaml", timeout=1800
+    )
+    elapsed = time.perf_counter() - start
+    print(f"SLURM run of the test config: {elapsed:.0f} s")
+    text = out.stdout + out.stderr
+    assert "steps (100%) done" in text
+    jobs = subprocess.run(
+        ["squeue", "--all", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True
+    )
+    assert (
+        len(jobs.stdout.split()) >= 40
+    )  # the jobs really went through SLURM (MinJobAge keeps them)
+    slurm = _parquet_files(project / "results")
+    local = _parquet_files(local_run.parent / "pristine_results")
+    assert set(slurm) == set(local) and len(slurm) > 50
+    different = [name for name, data in slurm.items() if local[name] != data]
+    assert not different, f"differ between SLURM and local runs: {different[:10]}"
