@@ -26,6 +26,7 @@ FIGURES = (
     "sharpness_vs_accuracy",
 )
 COLORS = {"sgd": "C0", "sgdm": "C1", "adam": "C3", "adamw": "C4", "adai": "C2", "adaiw": "C5"}
+_SHORT = {"independent": "indep.", "isotropic": "isotr."}
 NAMES = {
     "sgd": "SGD",
     "sgdm": "SGD-M",
@@ -48,7 +49,7 @@ def _grid(n: int, width: float = 4.0, height: float = 3.2) -> tuple[Figure, np.n
     )
     for ax in axes.flat[n:]:
         ax.set_visible(False)
-    return fig, axes.flat
+    return fig, list(axes.flat)
 
 
 def reference_history() -> pd.DataFrame:
@@ -74,7 +75,7 @@ def alpha_vs_iteration(tails: pd.DataFrame, split: str, dataset: str) -> Figure:
         "pooled_standardized": ("C1", "pooled, standardized"),
         "per_coordinate": ("C2", "per-coordinate median"),
     }
-    for ax, opt in zip(axes, opts, strict=True):
+    for ax, opt in zip(axes[: len(opts)], opts, strict=True):
         sub = df[df.optimizer == opt]
         for est, (color, label) in styles.items():
             g = sub[sub.estimator == est].groupby("step")
@@ -103,7 +104,13 @@ def alpha_vs_iteration(tails: pd.DataFrame, split: str, dataset: str) -> Figure:
         ax.set_xlabel("iteration (0 shown at 1)")
         ax.set_ylabel("tail index α̂")
     if opts:
-        axes[0].legend(fontsize=6, loc="lower left")
+        handles, labels = axes[0].get_legend_handles_labels()
+        if len(opts) % 3:  # an empty panel is free: put the legend there
+            axes[len(opts)].set_visible(True)
+            axes[len(opts)].axis("off")
+            axes[len(opts)].legend(handles, labels, loc="center", fontsize=8)
+        else:
+            fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=7)
     return fig
 
 
@@ -175,7 +182,7 @@ def escape_vs_eps(escape: pd.DataFrame) -> Figure:
         ("matched", b) for b in sorted(set(ok[ok.scenario == "matched"].basin))
     ]
     fig, axes = _grid(len(panels))
-    for ax, (scenario, basin) in zip(axes, panels, strict=True):
+    for ax, (scenario, basin) in zip(axes[: len(panels)], panels, strict=True):
         sub = ok[ok.scenario == scenario]
         if basin is not None:
             sub = sub[
@@ -248,7 +255,7 @@ def escape_sgd_vs_adam(escape: pd.DataFrame) -> Figure:
         )
     ax.set_xticks(
         np.arange(len(configs)) + 0.4 - width / 2,
-        ["\n".join(c) for c in configs.itertuples(index=False)],
+        ["\n".join(_SHORT.get(w, w) for w in c) for c in configs.itertuples(index=False)],
         fontsize=7,
     )
     ax.set_yscale("log")
