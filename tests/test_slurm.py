@@ -39,7 +39,7 @@ def slurm_cluster():
         _skip_or_fail(
             'snakemake-executor-plugin-slurm is not installed (pip install -e ".[cluster]")'
         )
-    env = {**os.environ, "SLURM_UP_FAKE_GPUS": "1"}
+    env = {**os.environ, "SLURM_UP_FAKE_GPUS": "2"}  # one stand-in GPU per core of this machine
     up = subprocess.run(
         ["bash", str(TOOLS / "slurm-up.sh")], capture_output=True, text=True, env=env, timeout=600
     )

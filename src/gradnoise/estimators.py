@@ -19,6 +19,7 @@ from importlib import resources
 import numpy as np
 
 EPS = float(np.spacing(1))  # the reference code's epsilon inside the logs
+IQR_PER_STD = 1.3489795003921634  # interquartile range of N(0, 1)
 
 
 def ref_k1(n: int) -> int:

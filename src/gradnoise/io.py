@@ -59,6 +59,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+ALL = "__all__"  # the whole network, in the stats table's `layer` column
 SETTINGS_KEY = b"gradnoise.settings"
 PROVENANCE_KEY = b"gradnoise.provenance"
 
@@ -80,19 +81,20 @@ def _git_revision() -> str:
 
 def provenance() -> dict[str, str]:
     """Versions and code revision; no timestamps, so equal inputs give byte-identical files."""
-    import numpy
-    import scipy
-    import torch
+    from importlib.metadata import PackageNotFoundError, version
 
     from gradnoise import __version__
+
+    def installed(name: str) -> str:  # without importing it (torch takes seconds)
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
 
     return {
         "gradnoise": __version__,
         "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
-        "pyarrow": pa.__version__,
+        **{name: installed(name) for name in ("torch", "numpy", "scipy", "pyarrow")},
         "git_revision": _git_revision(),
     }
 

@@ -35,13 +35,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from gradnoise.estimators import EPS, ref_k1
+from gradnoise.estimators import EPS, IQR_PER_STD, ref_k1
+from gradnoise.io import ALL
 from gradnoise.optim import momentum_of
+from gradnoise.seeds import hash_seed
 
 log = logging.getLogger(__name__)
-
-ALL = "__all__"  # the whole network, in the stats table's `layer` column
-IQR_PER_STD = 1.3489795003921634  # IQR of N(0, 1)
 
 
 @dataclass(frozen=True)
@@ -338,13 +337,6 @@ def _push_row(
     streams[ALL].push(k, x, math.fsum(per_layer))
     for layer, s in zip(layers, per_layer, strict=True):
         streams[layer.name].push(k, x[layer.start : layer.stop], s)
-
-
-def hash_seed(*parts: Any) -> int:
-    """A stable 63-bit seed from parts (Python's hash() is salted per process)."""
-    import hashlib
-
-    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") >> 1
 
 
 def views_for(

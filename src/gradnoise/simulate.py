@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gradnoise.noise import ALL, hash_seed
+from gradnoise.io import ALL
 from gradnoise.sde import (
     Basin,
     Noise,
@@ -35,6 +35,7 @@ from gradnoise.sde import (
     predicted_exit_time,
     simulate_exits,
 )
+from gradnoise.seeds import hash_seed
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,14 @@ import numpy as np
 import pyarrow as pa
 
 from gradnoise import anisotropy
-from gradnoise.estimators import EPS, alpha_from_log_means, mcculloch_from_quantiles, ref_k1
-from gradnoise.noise import ALL, IQR_PER_STD
+from gradnoise.estimators import (
+    EPS,
+    IQR_PER_STD,
+    alpha_from_log_means,
+    mcculloch_from_quantiles,
+    ref_k1,
+)
+from gradnoise.io import ALL
 
 ESTIMATORS = ("pooled", "pooled_standardized", "per_coordinate", "mcculloch", "hill")
 
