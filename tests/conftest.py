@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -42,16 +43,33 @@ def copy_project(dst: Path) -> Path:
     return dst
 
 
-def snakemake(cwd: Path, *args: str, timeout: int = 900, check: bool = True):
+@pytest.fixture(scope="session", autouse=True)
+def _no_absent_slurm_controller(tmp_path_factory) -> None:
+    """Local snakemake runs must not wait on SLURM. With the SLURM executor plugin installed, every
+    snakemake start asks `scontrol show config`, which hangs ~10 s where SLURM's client tools are
+    installed but no controller runs (as on CI machines once the SLURM test has installed them).
+    Local runs get a `scontrol` that fails at once; the SLURM test uses the real one."""
+    shim = tmp_path_factory.mktemp("no-slurm")
+    (shim / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+    (shim / "scontrol").chmod(0o755)
+    LOCAL_ENV["PATH"] = f"{shim}{os.pathsep}{os.environ['PATH']}"
+
+
+LOCAL_ENV: dict[str, str] = {}
+
+
+def snakemake(cwd: Path, *args: str, timeout: int = 900, check: bool = True, local: bool = True):
     import subprocess
     import sys
 
+    env = {**os.environ, **LOCAL_ENV} if local else None
     out = subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
     if check and out.returncode != 0:
         raise AssertionError(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import yaml
 
 from gradnoise.config import ConfigError, load_config_file, prepare_config
+
+from conftest import snakemake
 
 
 def _exp(cfg: dict) -> dict:
@@ -117,23 +116,16 @@ def test_snakemake_rejects_a_bad_config_before_any_job(root, tmp_path, test_conf
     _exp(test_config)["optimizers"]["sgd"]["lr"] = -1
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(test_config))
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-n",
-            "--cores",
-            "1",
-            "--configfile",
-            str(path),
-            "-d",
-            str(tmp_path / "wd"),
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    out = snakemake(
+        root,
+        "-n",
+        "--cores",
+        "1",
+        "--configfile",
+        str(path),
+        "-d",
+        str(tmp_path / "wd"),
+        check=False,
     )
     assert out.returncode != 0
     assert "experiments.test.optimizers.sgd.lr" in out.stderr + out.stdout

@@ -39,9 +39,15 @@ def slurm_cluster():
         _skip_or_fail(
             'snakemake-executor-plugin-slurm is not installed (pip install -e ".[cluster]")'
         )
-    env = {**os.environ, "SLURM_UP_FAKE_GPUS": "2"}  # one stand-in GPU per core of this machine
+    # one stand-in GPU per core; accounting (slurmdbd) so that the plugin can always fall back to
+    # sacct — without it, a status query that misses squeue's window leaves snakemake waiting forever
+    env = {**os.environ, "SLURM_UP_FAKE_GPUS": "2"}
     up = subprocess.run(
-        ["bash", str(TOOLS / "slurm-up.sh")], capture_output=True, text=True, env=env, timeout=600
+        ["bash", str(TOOLS / "slurm-up.sh"), "--accounting"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     if up.returncode != 0:
         _skip_or_fail(f"slurm-up.sh failed: {up.stderr[-2000:]}")

@@ -223,3 +223,11 @@ def test_a_job_killed_mid_way_leaves_nothing_complete_and_the_rerun_resumes(tmp_
     assert (project / target).exists()
     log = (project / "logs/test/train/sgd/seed0.log").read_text()
     assert "resuming from iteration" in log, out.stdout[-2000:]
+
+
+def test_paper_config_lists_its_full_dag_without_data(root):
+    jobs = planned(root, "--configfile", "config/paper.yaml")
+    # 2 experiments × 6 optimizers × 3 seeds = 36 runs, 21 checkpoints each
+    assert jobs["train"] == 36 and jobs["sharpness"] == 36
+    assert jobs["noise"] == jobs["tails"] == 36 * 21
+    assert jobs["figures"] == jobs["claims"] == 2
