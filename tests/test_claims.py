@@ -42,6 +42,11 @@ def test_combine_uses_seed_spread_and_bootstrap_intervals():
     assert math.isnan(combine([1.0]).se)  # one seed without a CI: no uncertainty, no decision
 
 
+def _tails_row(**fields) -> dict:
+    base = dict(step=100, status="ok", split="train", layer="__all__")
+    return {**base, **fields}
+
+
 def _tails(
     alpha_sgd, alpha_adam, verdict_sgd, verdict_adam, er_raw=5.0, er_pre=12.0, seeds=(0, 1, 2)
 ):
@@ -52,13 +57,9 @@ def _tails(
                 for est in ("pooled", "pooled_standardized", "per_coordinate"):
                     val = a + (0.3 if view == "averaged" else 0) + 0.01 * seed
                     rows.append(
-                        dict(
+                        _tails_row(
                             optimizer=opt,
                             seed=seed,
-                            step=100,
-                            status="ok",
-                            split="train",
-                            layer="__all__",
                             view=view,
                             quantity="alpha",
                             estimator=est,
@@ -74,13 +75,9 @@ def _tails(
             if opt == "adam":
                 for view, er in (("raw", er_raw), ("preconditioned", er_pre)):
                     rows.append(
-                        dict(
+                        _tails_row(
                             optimizer=opt,
                             seed=seed,
-                            step=100,
-                            status="ok",
-                            split="train",
-                            layer="__all__",
                             view=view,
                             quantity="effective_rank",
                             estimator="gram",

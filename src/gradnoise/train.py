@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +64,9 @@ class RunSettings:
     checkpoints: list[int]
     eval_every: int
     device: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        return dict(self.__dict__)
 
     def digest(self) -> str:
         """Hash of everything that shapes the trajectory (not the device: CPU and GPU differ anyway)."""
