@@ -204,10 +204,7 @@ def sample_split(
         g_bar = g_sum / p
         del g_sum
         coord_idx = stored_coordinates(layers, settings.coords_per_layer, settings.seed)
-        stats = {
-            v: _column_pass(spill, p, d, layers, g_bar, spec, settings.chunk_mb, device)
-            for v, spec in views.items()
-        }
+        stats = _column_pass(spill, p, d, layers, g_bar, views, settings.chunk_mb, device)
         init = {v: (1 - beta) / (1 - beta**p) * horner[v] - g_bar for v, beta in betas.items()}
         del horner
         _row_pass(spill, p, d, layers, g_bar, views, stats, init, coord_idx, split_seed, device)
@@ -231,36 +228,44 @@ def _view_block(u: torch.Tensor, spec: Any, cols: slice, amat: torch.Tensor | No
     return amat @ u
 
 
-def _column_pass(spill, p, d, layers, g_bar, spec, chunk_mb, device) -> dict[str, Any]:
-    """Exact P × P Gram spectra (per layer and whole network) and per-coordinate variances."""
-    cols_per_chunk = max(1, int(chunk_mb * 2**20 / (p * 8 * 3)))
-    amat = None
-    if spec and spec[0] == "averaged":
-        amat = torch.from_numpy(averaging_matrix(p, spec[1])).to(device)
-    var = torch.empty(d, dtype=torch.float32, device=device)
-    null_scale = torch.empty(d, dtype=torch.float32, device=device)
-    gram_all = torch.zeros(p, p, dtype=torch.float64, device=device)
-    spectra = {}
+def _column_pass(spill, p, d, layers, g_bar, views, chunk_mb, device) -> dict[str, dict[str, Any]]:
+    """Per view: exact P × P Gram spectra (per layer and whole network), per-coordinate variances and
+    robust scales. Each P × c block of the spill file is read once for all views."""
+    cols_per_chunk = max(1, int(chunk_mb * 2**20 / (p * 8 * (2 + len(views)))))
+    amats = {
+        v: torch.from_numpy(averaging_matrix(p, spec[1])).to(device)
+        for v, spec in views.items()
+        if spec and spec[0] == "averaged"
+    }
+    out = {
+        v: {
+            "var": torch.empty(d, dtype=torch.float32, device=device),
+            "null_scale": torch.empty(d, dtype=torch.float32, device=device),
+            "gram_all": torch.zeros(p, p, dtype=torch.float64, device=device),
+            "spectra": {},
+        }
+        for v in views
+    }
     with open(spill, "rb") as f:
         for layer in layers:
-            gram = torch.zeros(p, p, dtype=torch.float64, device=device)
+            grams = {v: torch.zeros(p, p, dtype=torch.float64, device=device) for v in views}
             for start in range(layer.start, layer.stop, cols_per_chunk):
                 stop = min(start + cols_per_chunk, layer.stop)
                 block = torch.from_numpy(_read_block(f, p, d, start, stop)).to(device)
                 u = block.to(torch.float64) - g_bar[start:stop]
-                v = _view_block(u, spec, slice(start, stop), amat)
-                gram += v @ v.T
-                var[start:stop] = (v.square().sum(0) / (p - 1)).to(torch.float32)
-                null_scale[start:stop] = robust_scale_torch(v, var[start:stop])
-            gram_all += gram
-            spectra[layer.name] = _spectrum(gram, p)
-    spectra[ALL] = _spectrum(gram_all, p)
-    return {
-        "var": var,
-        "null_scale": null_scale,
-        "spectra": spectra,
-        "gram_all": (gram_all / (p - 1)).cpu().numpy(),
-    }
+                for v, spec in views.items():
+                    x = _view_block(u, spec, slice(start, stop), amats.get(v))
+                    grams[v] += x @ x.T
+                    var = (x.square().sum(0) / (p - 1)).to(torch.float32)
+                    out[v]["var"][start:stop] = var
+                    out[v]["null_scale"][start:stop] = robust_scale_torch(x, var)
+            for v in views:
+                out[v]["gram_all"] += grams[v]
+                out[v]["spectra"][layer.name] = _spectrum(grams[v], p)
+    for st in out.values():
+        st["spectra"][ALL] = _spectrum(st["gram_all"], p)
+        st["gram_all"] = (st["gram_all"] / (p - 1)).cpu().numpy()
+    return out
 
 
 def robust_scale_torch(v: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
