@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pyarrow as pa
 
@@ -30,7 +32,7 @@ def main() -> None:
         ClaimSettings(**s),
     )
     write_parquet(pa.Table.from_pandas(claims, preserve_index=False), args.out_parquet, s)
-    tmp = tmp_path(pd.io.common.Path(args.out_md))
+    tmp = tmp_path(Path(args.out_md))
     tmp.write_text(to_markdown(claims, args.experiment))
     tmp.replace(args.out_md)
     print(to_markdown(claims, args.experiment))

@@ -28,6 +28,12 @@ def _histogram_input(noise_file: str) -> tuple[np.ndarray, str]:
     return np.stack(t[t.layer == layer].coords.to_numpy()).astype(float), str(layer)
 
 
+def _history(path: str) -> pd.DataFrame:
+    """A run's history with its optimizer and seed (kept in the file's metadata) as columns."""
+    run = read_settings(path)
+    return read_parquet(path).to_pandas().assign(optimizer=run["optimizer"], seed=run["seed"])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument(
@@ -44,14 +50,7 @@ def main() -> None:
     s = json.loads(args.settings)
     tails = read_parquet(args.tails).to_pandas()
     escape = read_parquet(args.escape).to_pandas()
-    history = pd.concat(
-        [
-            read_parquet(f)
-            .to_pandas()
-            .assign(optimizer=read_settings(f)["optimizer"], seed=read_settings(f)["seed"])
-            for f in args.histories
-        ]
-    )
+    history = pd.concat([_history(f) for f in args.histories])
     runs = pd.concat([read_parquet(f).to_pandas() for f in args.sharpness])
     coords, layer = _histogram_input(args.noise)
     noise_run = read_settings(args.noise)

@@ -55,50 +55,44 @@ def test_same_seed_gives_identical_checkpoints_and_history(tmp_path):
         assert torch.equal(v, _state(tmp_path / "b", 24)["model"][k])
 
 
-def test_interrupted_run_resumes_from_its_last_checkpoint_and_matches(tmp_path, monkeypatch):
-    train_run(settings(), tmp_path / "full")
+def _interrupt_at_batch(monkeypatch, n: int) -> None:
+    """Make the n-th minibatch draw raise, as if the job were killed there."""
     real_next = train_mod.BatchStream.next
     calls = {"n": 0}
 
     def dying_next(self):
         calls["n"] += 1
-        if calls["n"] == 13:  # mid-way between checkpoints 8 and 24
+        if calls["n"] == n:
             raise KeyboardInterrupt("killed")
         return real_next(self)
 
     monkeypatch.setattr(train_mod.BatchStream, "next", dying_next)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(settings(), tmp_path / "cut")
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint_and_matches(tmp_path, monkeypatch):
+    train_run(settings(), tmp_path / "full")
+    with monkeypatch.context() as m:
+        _interrupt_at_batch(m, 13)  # mid-way between checkpoints 8 and 24
+        with pytest.raises(KeyboardInterrupt):
+            train_run(settings(), tmp_path / "cut")
     assert not (tmp_path / "cut" / "history.parquet").exists()  # nothing looks complete
     assert (tmp_path / "cut" / ".resume" / "state.pt").exists()
-    monkeypatch.setattr(train_mod.BatchStream, "next", real_next)
     train_run(settings(), tmp_path / "cut")
-    assert (tmp_path / "cut" / "history.parquet").read_bytes() == (
-        tmp_path / "full" / "history.parquet"
-    ).read_bytes()
+    full, cut = tmp_path / "full" / "history.parquet", tmp_path / "cut" / "history.parquet"
+    assert cut.read_bytes() == full.read_bytes()
     for k, v in _state(tmp_path / "full", 24)["model"].items():
         assert torch.equal(v, _state(tmp_path / "cut", 24)["model"][k])
 
 
 def test_resume_state_of_other_settings_is_discarded(tmp_path, monkeypatch):
-    calls = {"n": 0}
-    real_next = train_mod.BatchStream.next
-
-    def dying_next(self):
-        calls["n"] += 1
-        if calls["n"] == 13:
-            raise KeyboardInterrupt
-        return real_next(self)
-
-    monkeypatch.setattr(train_mod.BatchStream, "next", dying_next)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(settings(), tmp_path)
-    monkeypatch.setattr(train_mod.BatchStream, "next", real_next)
+    with monkeypatch.context() as m:
+        _interrupt_at_batch(m, 13)
+        with pytest.raises(KeyboardInterrupt):
+            train_run(settings(), tmp_path)
     train_run(settings(hparams={"lr": 0.001}), tmp_path)
     train_run(settings(hparams={"lr": 0.001}), tmp_path / "fresh")
-    assert (tmp_path / "history.parquet").read_bytes() == (
-        tmp_path / "fresh" / "history.parquet"
-    ).read_bytes()
+    fresh = (tmp_path / "fresh" / "history.parquet").read_bytes()
+    assert (tmp_path / "history.parquet").read_bytes() == fresh
 
 
 def test_diverging_run_is_recorded_not_dropped(tmp_path):

@@ -106,14 +106,9 @@ def _final_alpha(tails: pd.DataFrame) -> pd.DataFrame:
     return ok[ok.step == final]
 
 
-def _alpha(
-    df: pd.DataFrame, opt: str, view: str, estimator: str, column: str = "value"
-) -> Estimate:
+def _alpha(df: pd.DataFrame, opt: str, view: str, estimator: str) -> Estimate:
     sel = df[(df.optimizer == opt) & (df.view == view) & (df.estimator == estimator)]
-    prefix = "null_" if column == "null_value" else ""
-    return combine(
-        sel[column].tolist(), sel[f"{prefix}ci_low"].tolist(), sel[f"{prefix}ci_high"].tolist()
-    )
+    return combine(sel.value.tolist(), sel.ci_low.tolist(), sel.ci_high.tolist())
 
 
 def _row(cid: str, measured: str, control: str, rule: str, verdict: str) -> dict[str, str]:

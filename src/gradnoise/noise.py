@@ -364,9 +364,6 @@ def scratch_dir() -> str | None:
     return os.environ.get("GRADNOISE_SCRATCH") or None
 
 
-SAMPLE_COLUMNS = ("split", "view", "layer", "sample", "norm", "coords")
-
-
 def to_tables(splits: dict[str, dict[str, Any]], per_layer: int) -> tuple[Any, Any]:
     """The samples table and the stats table of the Parquet contract (see ``gradnoise.io``)."""
     import pyarrow as pa

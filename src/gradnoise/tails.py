@@ -34,8 +34,6 @@ from gradnoise.estimators import (
 )
 from gradnoise.io import ALL
 
-ESTIMATORS = ("pooled", "pooled_standardized", "per_coordinate", "mcculloch", "hill")
-
 TAILS_SCHEMA = pa.schema(
     [
         ("experiment", pa.string()),
