@@ -87,6 +87,16 @@ BAD = [
     ),
     ("no seeds", lambda c: _exp(c).update(seeds=[]), r"experiments\.test\.seeds"),
     ("bad device", lambda c: _exp(c).update(device="tpu"), r"experiments\.test\.device"),
+    (
+        "job resources of an unknown stage",
+        lambda c: _exp(c).update(resources={"tails": {"mem_mb": 1000}}),
+        r"experiments\.test\.resources: unknown key\(s\) 'tails'; allowed keys: noise, sharpness, train",
+    ),
+    (
+        "too little memory for a job",
+        lambda c: _exp(c).update(resources={"noise": {"mem_mb": 100}}),
+        r"experiments\.test\.resources\.noise\.mem_mb: 100 is less than the minimum of 256",
+    ),
 ]
 
 
@@ -110,6 +120,7 @@ def test_defaults_are_filled_through_schema_references(test_config):
     assert exp["optimizers"]["sgd"]["weight_decay"] == 0.0
     assert exp["tails"]["ci_level"] == 0.95
     assert cfg["claims"]["alpha_margin"] == 0.05
+    assert exp["resources"]["noise"] == {"mem_mb": 4000, "runtime": 120}
 
 
 def test_snakemake_rejects_a_bad_config_before_any_job(root, tmp_path, test_config):

@@ -33,6 +33,11 @@ def gpus(w):
     return int(EXPERIMENTS[w.experiment]["device"].startswith("cuda"))
 
 
+def job_resource(stage, key):
+    """A GPU stage's memory or runtime request, from its experiment's `resources` (sized to the model)."""
+    return lambda w: EXPERIMENTS[w.experiment]["resources"][stage][key]
+
+
 def as_json(obj):
     return json.dumps(obj, sort_keys=True)
 

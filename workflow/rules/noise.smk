@@ -13,8 +13,8 @@ rule noise:
         "../envs/gradnoise.yaml"
     threads: lambda w: EXPERIMENTS[w.experiment]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=job_resource("noise", "mem_mb"),
+        runtime=job_resource("noise", "runtime"),
         gpu=gpus,
     params:
         settings=noise_settings,

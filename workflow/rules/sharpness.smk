@@ -13,8 +13,8 @@ rule sharpness:
         "../envs/gradnoise.yaml"
     threads: lambda w: EXPERIMENTS[w.experiment]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=job_resource("sharpness", "mem_mb"),
+        runtime=job_resource("sharpness", "runtime"),
         gpu=gpus,
     params:
         settings=sharpness_settings,

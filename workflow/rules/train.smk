@@ -14,8 +14,8 @@ rule train:
         "../envs/gradnoise.yaml"
     threads: lambda w: EXPERIMENTS[w.experiment]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=job_resource("train", "mem_mb"),
+        runtime=job_resource("train", "runtime"),
         gpu=gpus,
     params:
         settings=train_settings,
