@@ -5,6 +5,7 @@ skips, saying why, when SLURM cannot be started."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -71,12 +72,14 @@ def test_test_config_through_slurm_matches_the_local_run(slurm_cluster, local_ru
     print(f"SLURM run of the test config: {elapsed:.0f} s")
     text = out.stdout + out.stderr
     assert "steps (100%) done" in text
+    submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", text))
+    # the profile's groups: 6 train+sharpness, 12 noise+tails, aggregate, calibration, 6 matched
+    # simulations, and escape table+figures+claims
+    assert len(submitted) == 27
     jobs = subprocess.run(
         ["squeue", "--all", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True
     )
-    assert (
-        len(jobs.stdout.split()) >= 40
-    )  # the jobs really went through SLURM (MinJobAge keeps them)
+    assert submitted <= set(jobs.stdout.split())  # SLURM really ran them (MinJobAge keeps them)
     slurm = _parquet_files(project / "results")
     local = _parquet_files(local_run.parent / "pristine_results")
     assert set(slurm) == set(local) and len(slurm) > 50

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gradnoise.figures import FIGURES
+from gradnoise.io import FIGURES
 
 from conftest import copy_project, snakemake
 

@@ -15,16 +15,6 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy import stats  # noqa: E402
 
-FIGURES = (
-    "alpha_vs_iteration",
-    "noise_histogram",
-    "covariance_spectra",
-    "escape_vs_eps",
-    "escape_sgd_vs_adam",
-    "training_curves",
-    "weight_distance",
-    "sharpness_vs_accuracy",
-)
 COLORS = {"sgd": "C0", "sgdm": "C1", "adam": "C3", "adamw": "C4", "adai": "C2", "adaiw": "C5"}
 _SHORT = {"independent": "indep.", "isotropic": "isotr."}
 NAMES = {

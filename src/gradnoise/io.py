@@ -62,6 +62,18 @@ import pyarrow.parquet as pq
 ALL = "__all__"  # the whole network, in the stats table's `layer` column
 SETTINGS_KEY = b"gradnoise.settings"
 PROVENANCE_KEY = b"gradnoise.provenance"
+# The figures stage's files, {results}/{experiment}/figures/{name}.{format}: one function of
+# gradnoise.figures each. Kept here, not there, so that parsing the workflow needs no matplotlib.
+FIGURES = (
+    "alpha_vs_iteration",
+    "noise_histogram",
+    "covariance_spectra",
+    "escape_vs_eps",
+    "escape_sgd_vs_adam",
+    "training_curves",
+    "weight_distance",
+    "sharpness_vs_accuracy",
+)
 
 
 class InputError(RuntimeError):

@@ -4,7 +4,7 @@
 import json
 
 from gradnoise.config import prepare_config
-from gradnoise.figures import FIGURES
+from gradnoise.io import FIGURES
 
 config = prepare_config(config)
 RESULTS = config["results"]
