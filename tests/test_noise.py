@@ -7,12 +7,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from gradnoise.estimators import alpha_from_log_means, alpha_pooled_reference, ref_k1
+from gradnoise.estimators import EPS, alpha_from_log_means, alpha_pooled_reference, ref_k1
 from gradnoise.io import InputError, read_parquet, write_parquet
 from gradnoise.models import build_model
 from gradnoise.noise import (
     ALL,
     NoiseSettings,
+    PooledStream,
     averaging_matrix,
     minibatch_gradients,
     minibatches,
@@ -96,6 +97,22 @@ def test_few_divisor_case_is_exercised():
     hidden, d_in, n, batch = SHAPES[-1]
     d = hidden * (d_in + 11) + 10
     assert _is_prime(d) and n // batch == 7 and ref_k1(7 * d) == 7
+
+
+@pytest.mark.parametrize(("p", "row_len"), [(50, 3), (7, 11), (12, 40), (9, 1)])
+def test_pooled_stream_block_sums_match_the_flattened_rows(p, row_len):
+    """Blocks that span several rows, straddle two, or fit inside one are all summed as in the
+    reference's row-major flattening (k1 = 10 > 3 rows of 3 in the first case)."""
+    x = torch.randn(p, row_len, dtype=torch.float64, generator=torch.Generator().manual_seed(p))
+    stream = PooledStream(p, row_len, torch.device("cpu"))
+    for k in range(p):
+        stream.push(k, x[k], float(torch.log(x[k].abs() + EPS).sum()))
+    flat = x.reshape(-1).numpy()
+    k1 = ref_k1(flat.size)
+    y = flat[: flat.size // k1 * k1].reshape(-1, k1).sum(axis=1)
+    assert stream.n_y.sum() == y.size
+    assert stream.log_y.sum() == pytest.approx(np.log(np.abs(y) + EPS).sum(), rel=1e-12)
+    assert stream.log_x.sum() == pytest.approx(np.log(np.abs(flat) + EPS).sum(), rel=1e-12)
 
 
 def test_bootstrap_weights_of_one_reproduce_the_point_estimate():
