@@ -23,8 +23,15 @@ CONFIG = ["--configfile", "config/test.yaml"]
 
 def planned(project: Path, *args: str) -> dict[str, int]:
     """Jobs a dry run would execute, by rule (empty when there is nothing to do)."""
+    return job_stats(dry_run(project, *args))
+
+
+def dry_run(project: Path, *args: str) -> str:
     out = snakemake(project, "-n", "--cores", "2", *args)
-    text = out.stdout + out.stderr
+    return out.stdout + out.stderr
+
+
+def job_stats(text: str) -> dict[str, int]:
     if "Nothing to be done" in text:
         return {}
     table = text.split("Job stats:")[1].split("total")[0]
@@ -226,8 +233,17 @@ def test_a_job_killed_mid_way_leaves_nothing_complete_and_the_rerun_resumes(tmp_
 
 
 def test_paper_config_lists_its_full_dag_without_data(root):
-    jobs = planned(root, "--configfile", "config/paper.yaml")
+    text = dry_run(root, "--configfile", "config/paper.yaml")
+    jobs = job_stats(text)
     # 2 experiments × 6 optimizers × 3 seeds = 36 runs, 21 checkpoints each
     assert jobs["train"] == 36 and jobs["sharpness"] == 36
     assert jobs["noise"] == jobs["tails"] == 36 * 21
     assert jobs["figures"] == jobs["claims"] == 2
+    # the GPU jobs ask for the experiment's `resources`, not the 4 GB / 2 h defaults
+    asked = {
+        rule: set(re.findall(r"^    resources: .*?mem_mb=(\d+).*?runtime=(\d+)", block, re.M))
+        for rule, block in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", text, re.M | re.S)
+    }
+    assert asked["train"] == {("16000", "720")}
+    assert asked["noise"] == {("16000", "240")}
+    assert asked["sharpness"] == {("8000", "120")}
