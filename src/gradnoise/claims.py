@@ -166,7 +166,7 @@ def _c1(tails: pd.DataFrame, sgd: str | None, adam: str | None) -> dict[str, str
     return _row(
         "C1",
         f"{measured}; verdicts of controlled estimates: {heavy} heavy, {light} not heavy, {n - heavy - light} inconclusive; pooled (reference) verdicts: {', '.join(f'{int(c)} {v}' for v, c in pooled.verdict.value_counts().items())}",
-        "Gaussian surrogate with the same per-coordinate std; controlled estimators (standardized, per-coordinate)",
+        "Gaussian surrogate with the same per-coordinate robust scale (IQR/1.349); controlled estimators (standardized, per-coordinate)",
         "supported if ≥ 2/3 of the controlled (optimizer, seed, estimator) verdicts are heavy-tailed (CI below the null's CI by > null_margin); not supported if ≥ 2/3 are not heavy-tailed",
         verdict,
     )
