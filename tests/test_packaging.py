@@ -1,10 +1,13 @@
-"""pyproject.toml and the conda files must declare the same runtime packages."""
+"""pyproject.toml and the conda files must declare the same runtime packages, and a clean clone
+must carry every file the package needs."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 
+import pytest
 import yaml
 
 CONDA_NAMES = {"torch": "pytorch"}
@@ -39,3 +42,18 @@ def test_conda_env_installs_this_package(root):
         if isinstance(d, dict)
     ]
     assert pip == [{"pip": ["-e ."]}]
+
+
+def test_no_file_of_the_package_is_ignored_by_git(root):
+    """A package file that git ignores exists here but not in a clean clone (CI once failed so)."""
+    if subprocess.run(["git", "rev-parse"], cwd=root, capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    files = [
+        str(p.relative_to(root))
+        for p in (root / "src" / "gradnoise").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    ]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *files], cwd=root, capture_output=True, text=True
+    )
+    assert ignored.stdout.split() == []
