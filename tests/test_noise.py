@@ -7,7 +7,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from gradnoise.estimators import EPS, alpha_from_log_means, alpha_pooled_reference, ref_k1
+from gradnoise.estimators import (
+    EPS,
+    IQR_PER_STD,
+    alpha_from_log_means,
+    alpha_pooled_reference,
+    ref_k1,
+)
 from gradnoise.io import InputError, read_parquet, write_parquet
 from gradnoise.models import build_model
 from gradnoise.noise import (
@@ -85,6 +91,13 @@ def test_streamed_pooled_estimate_reproduces_the_reference_layout(hidden, d_in, 
         )
         assert per_layer == pytest.approx(
             alpha_pooled_reference(m[:, layer.start : layer.stop]), rel=1e-9
+        )
+        # per-coordinate variance and the null's robust scale, IQR/1.349, of this view's noise
+        var = m.var(axis=0, ddof=1)
+        np.testing.assert_allclose(res["views"][view]["var"], var, rtol=1e-5)
+        q25, q75 = np.quantile(m, [0.25, 0.75], axis=0)
+        np.testing.assert_allclose(
+            res["views"][view]["null_scale"], (q75 - q25) / IQR_PER_STD, rtol=1e-6, atol=1e-7
         )
         # stored coordinates are the noise itself
         idx = res["coord_index"].reshape(-1)

@@ -263,12 +263,18 @@ def _column_pass(spill, p, d, layers, g_bar, views, chunk_mb, device) -> dict[st
                 stop = min(start + cols_per_chunk, layer.stop)
                 block = torch.from_numpy(_read_block(f, p, d, start, stop)).to(device)
                 u = block.to(torch.float64).sub_(g_bar[start:stop])
+                u_iqr = None  # shared by raw and preconditioned: IQR(u·w) = w·IQR(u) for w > 0
                 for v, spec in views.items():
                     x = _view_block(u, spec, slice(start, stop), amats.get(v))
                     grams[v] += x @ x.T
-                    var = (torch.linalg.vector_norm(x, dim=0).square_() / (p - 1)).to(torch.float32)
+                    var = torch.linalg.vector_norm(x, dim=0).square_() / (p - 1)
+                    if spec is None or spec[0] == "preconditioned":
+                        u_iqr = iqr_scale(u) if u_iqr is None else u_iqr
+                        iqr = u_iqr if spec is None else u_iqr * spec[1][start:stop]
+                    else:
+                        iqr = iqr_scale(x)
                     out[v]["var"][start:stop] = var
-                    out[v]["null_scale"][start:stop] = robust_scale_torch(x, var)
+                    out[v]["null_scale"][start:stop] = torch.where(iqr > 0, iqr, var.sqrt())
             for v in views:
                 out[v]["gram_all"] += grams[v]
                 out[v]["spectra"][layer.name] = _spectrum(grams[v], p)
@@ -278,14 +284,13 @@ def _column_pass(spill, p, d, layers, g_bar, views, chunk_mb, device) -> dict[st
     return out
 
 
-def robust_scale_torch(v: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-    """Per-column IQR/1.349 (the std of a Gaussian with that IQR), falling back to the std where the
-    IQR is 0. The Gaussian null is matched on this scale, not on the std: for heavy-tailed noise the
-    sample std of each coordinate is set by its few largest draws, so a std-matched null would itself
-    be scale-mixed and read as heavy-tailed."""
+def iqr_scale(v: torch.Tensor) -> torch.Tensor:
+    """Per-column IQR/1.349: the std of a Gaussian with that IQR. The Gaussian null is matched on this
+    scale (the std where the IQR is 0), not on the std: for heavy-tailed noise the sample std of each
+    coordinate is set by its few largest draws, so a std-matched null would itself be scale-mixed and
+    read as heavy-tailed."""
     q = torch.quantile(v, torch.tensor([0.25, 0.75], dtype=v.dtype, device=v.device), dim=0)
-    iqr = ((q[1] - q[0]) / IQR_PER_STD).to(torch.float32)
-    return torch.where(iqr > 0, iqr, var.sqrt())
+    return (q[1] - q[0]) / IQR_PER_STD
 
 
 def _spectrum(gram: torch.Tensor, p: int) -> np.ndarray:

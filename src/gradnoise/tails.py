@@ -71,7 +71,7 @@ class TailSettings:
 
 
 def robust_scale(c: np.ndarray) -> np.ndarray:
-    """Per-column IQR/1.349, or the std where the IQR is 0 (see noise.robust_scale_torch)."""
+    """Per-column IQR/1.349, or the std where the IQR is 0 (see noise.iqr_scale)."""
     q25, q75 = np.quantile(c, [0.25, 0.75], axis=0)
     iqr = (q75 - q25) / IQR_PER_STD
     return np.where(iqr > 0, iqr, c.std(axis=0, ddof=1))
