@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from gradnoise import figures
-from gradnoise.io import read_parquet, read_settings, tmp_path
+from gradnoise.io import FIGURES, read_parquet, read_settings, tmp_path
 
 import _cli  # noqa: F401  (puts this repository's src/ first on the path)
 
@@ -77,7 +77,8 @@ def main() -> None:
     }
     out = Path(args.outdir)
     out.mkdir(parents=True, exist_ok=True)
-    for name, fig in made.items():
+    for name in FIGURES:  # the contract the workflow declares as outputs
+        fig = made[name]
         for fmt in s["formats"]:
             path = out / f"{name}.{fmt}"
             tmp = tmp_path(path)

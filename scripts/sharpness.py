@@ -6,7 +6,7 @@ import pyarrow as pa
 import torch
 
 from gradnoise.devices import resolve_device
-from gradnoise.io import load_checkpoint, read_parquet, write_parquet
+from gradnoise.io import CHECKPOINT_KEY, load_checkpoint, read_parquet, write_parquet
 from gradnoise.models import build_model
 from gradnoise.sharpness import hutchinson_trace, loss_hvp, top_eigenvalue
 from gradnoise.train import dataset_from
@@ -15,11 +15,7 @@ import _cli
 
 SCHEMA = pa.schema(
     [
-        ("experiment", pa.string()),
-        ("optimizer", pa.string()),
-        ("seed", pa.int64()),
-        ("step", pa.int64()),
-        ("status", pa.string()),
+        *CHECKPOINT_KEY,
         ("top_eigenvalue", pa.float64()),
         ("power_iterations", pa.int64()),
         ("converged", pa.bool_()),

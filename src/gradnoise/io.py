@@ -62,6 +62,15 @@ import pyarrow.parquet as pq
 ALL = "__all__"  # the whole network, in the stats table's `layer` column
 SETTINGS_KEY = b"gradnoise.settings"
 PROVENANCE_KEY = b"gradnoise.provenance"
+# The columns that name a checkpoint and its outcome, first in every per-checkpoint table (tails,
+# sharpness): stages join on them.
+CHECKPOINT_KEY = [
+    ("experiment", pa.string()),
+    ("optimizer", pa.string()),
+    ("seed", pa.int64()),
+    ("step", pa.int64()),
+    ("status", pa.string()),
+]
 # The figures stage's files, {results}/{experiment}/figures/{name}.{format}: one function of
 # gradnoise.figures each. Kept here, not there, so that parsing the workflow needs no matplotlib.
 FIGURES = (

@@ -32,15 +32,11 @@ from gradnoise.estimators import (
     mcculloch_from_quantiles,
     ref_k1,
 )
-from gradnoise.io import ALL
+from gradnoise.io import ALL, CHECKPOINT_KEY
 
 TAILS_SCHEMA = pa.schema(
     [
-        ("experiment", pa.string()),
-        ("optimizer", pa.string()),
-        ("seed", pa.int64()),
-        ("step", pa.int64()),
-        ("status", pa.string()),
+        *CHECKPOINT_KEY,
         ("split", pa.string()),
         ("view", pa.string()),
         ("layer", pa.string()),
