@@ -18,6 +18,8 @@ from gradnoise.io import InputError, read_parquet, write_parquet
 from gradnoise.models import build_model
 from gradnoise.noise import (
     ALL,
+    NULL_TILE,
+    GaussianColumns,
     NoiseSettings,
     PooledStream,
     averaging_matrix,
@@ -26,6 +28,7 @@ from gradnoise.noise import (
     sample_checkpoint,
     sample_split,
 )
+from gradnoise.seeds import hash_seed
 from gradnoise.tails import pooled_from_rows
 
 
@@ -51,20 +54,51 @@ def _is_prime(n: int) -> bool:
     return n > 1 and all(n % k for k in range(2, int(n**0.5) + 1))
 
 
+def _assert_stream_matches(stream, m: np.ndarray) -> None:
+    """The stream's per-row sums equal those of the reference layout of m: Σ log(|x|+eps) per row, and
+    the block sums Y (K1 consecutive entries of the row-major flattening) up to the rounding of a sum
+    taken in another order, |ΔY| ≤ 1e-12 Σ|x| over the block, hence Σ log(|Y|+eps) and the count of
+    the blocks completed in each row."""
+    p, n = m.shape
+    flat = m.reshape(-1)
+    k1 = ref_k1(flat.size)
+    y = flat.reshape(-1, k1).sum(axis=1)
+    tol_y = 1e-12 * np.abs(flat).reshape(-1, k1).sum(axis=1)
+    rows = ((np.arange(y.size) + 1) * k1 - 1) // n
+    assert stream.k1 == k1
+    assert np.all(np.abs(stream.y.numpy() - y) <= tol_y)
+    np.testing.assert_array_equal(stream.n_y, np.bincount(rows, minlength=p))
+    np.testing.assert_allclose(stream.log_x, np.log(np.abs(m) + EPS).sum(axis=1), rtol=1e-9)
+    log_y = np.bincount(rows, weights=np.log(np.abs(y) + EPS), minlength=p)
+    with np.errstate(divide="ignore"):
+        tol_log_y = 1e-12 + np.bincount(rows, tol_y / np.abs(y), p)  # |Δ log|Y|| ≤ |ΔY|/|Y|
+    assert np.all(np.abs(stream.log_y - log_y) <= tol_log_y)
+
+
+def _streamed_alpha(stream, p: int, n: int) -> float:
+    return alpha_from_log_means(
+        stream.log_y.sum() / stream.n_y.sum(), stream.log_x.sum() / (p * n), stream.k1
+    )
+
+
 # (hidden, d_in, n examples, batch): D = hidden·(d_in + 11) + 10; the last case has P = 7 and D prime,
 # so N = 7·D has only the divisors 1, 7, D, N and K1 = 7.
 SHAPES = [(13, 5, 300, 20), (8, 7, 250, 10), (3, 20, 70, 10)]
+# blocks of one column, of a few columns (narrower and wider than K1), and of whole layers
+CHUNK_MB = [1e-4, 0.01, 64.0]
 
 
+@pytest.mark.parametrize("chunk_mb", CHUNK_MB)
 @pytest.mark.parametrize(("hidden", "d_in", "n", "batch"), SHAPES)
-def test_streamed_pooled_estimate_reproduces_the_reference_layout(hidden, d_in, n, batch):
+def test_streamed_statistics_equal_the_materialized_noise(hidden, d_in, n, batch, chunk_mb):
+    """Every statistic of every view, streamed in column blocks of any width, equals the one computed
+    from the materialized P × D noise of that view (and, for the null, from the materialized draws)."""
     model, x, y = _setup(hidden, d_in, n)
     u = _materialized(model, x, y, batch)
     w = torch.rand(u.shape[1], dtype=torch.float64) + 0.5
     views = {"raw": None, "preconditioned": ("preconditioned", w), "averaged": ("averaged", 0.9)}
-    res = sample_split(
-        model, x, y, NoiseSettings(batch_size=batch, coords_per_layer=4, chunk_mb=0.01), views, 0
-    )
+    settings = NoiseSettings(batch_size=batch, coords_per_layer=4, chunk_mb=chunk_mb)
+    res = sample_split(model, x, y, settings, views, 0)
     p, d = u.shape
     materialized = {
         "raw": u,
@@ -72,38 +106,46 @@ def test_streamed_pooled_estimate_reproduces_the_reference_layout(hidden, d_in, 
         "averaged": averaging_matrix(p, 0.9) @ u,
     }
     for view, m in materialized.items():
-        s = res["views"][view]["pooled"][ALL]
-        streamed = alpha_from_log_means(s.log_y.sum() / s.n_y.sum(), s.log_x.sum() / (p * d), s.k1)
-        assert streamed == pytest.approx(alpha_pooled_reference(m), rel=1e-9)
-        # the exact nonzero covariance spectrum
-        ev = np.linalg.eigvalsh(m @ m.T / (p - 1))[::-1]
-        np.testing.assert_allclose(
-            res["views"][view]["spectra"][ALL],
-            np.clip(ev, 0, None),
-            rtol=1e-8,
-            atol=1e-12 * ev.max(),
+        st = res["views"][view]
+        # the pooled reference estimate, and its layout row by row, whole network and per layer
+        assert _streamed_alpha(st["pooled"][ALL], p, d) == pytest.approx(
+            alpha_pooled_reference(m), rel=1e-9
         )
-        # per layer, from the full streamed layer
-        layer = res["layers"][0]
-        sl = res["views"][view]["pooled"][layer.name]
-        per_layer = alpha_from_log_means(
-            sl.log_y.sum() / sl.n_y.sum(), sl.log_x.sum() / (p * layer.numel), sl.k1
+        _assert_stream_matches(st["pooled"][ALL], m)
+        for layer in res["layers"]:
+            _assert_stream_matches(st["pooled"][layer.name], m[:, layer.start : layer.stop])
+        # the exact Gram matrix and the nonzero covariance spectrum, whole network and per layer
+        np.testing.assert_allclose(st["gram_all"], m @ m.T / (p - 1), rtol=1e-10, atol=1e-14)
+        for name, cols in [(ALL, slice(0, d))] + [
+            (lay.name, slice(lay.start, lay.stop)) for lay in res["layers"]
+        ]:
+            ev = np.linalg.eigvalsh(m[:, cols] @ m[:, cols].T / (p - 1))[::-1]
+            np.testing.assert_allclose(
+                st["spectra"][name], np.clip(ev, 0, None), rtol=1e-8, atol=1e-12 * ev.max()
+            )
+        # layer norms of every sample
+        norms = np.stack(
+            [np.linalg.norm(m[:, lay.start : lay.stop], axis=1) for lay in res["layers"]], axis=1
         )
-        assert per_layer == pytest.approx(
-            alpha_pooled_reference(m[:, layer.start : layer.stop]), rel=1e-9
-        )
+        np.testing.assert_allclose(st["norms"], norms, rtol=1e-10)
         # per-coordinate variance and the null's robust scale, IQR/1.349, of this view's noise
         var = m.var(axis=0, ddof=1)
-        np.testing.assert_allclose(res["views"][view]["var"], var, rtol=1e-5)
+        np.testing.assert_allclose(st["var"], var, rtol=1e-5)
         q25, q75 = np.quantile(m, [0.25, 0.75], axis=0)
-        np.testing.assert_allclose(
-            res["views"][view]["null_scale"], (q75 - q25) / IQR_PER_STD, rtol=1e-6, atol=1e-7
-        )
+        scale = (q75 - q25) / IQR_PER_STD
+        np.testing.assert_allclose(st["null_scale"], scale, rtol=1e-6, atol=1e-7)
+        # the Gaussian null: the same layout on the view's draws times its scale
+        draws = GaussianColumns(p, hash_seed(0, view), torch.device("cpu")).columns(0, d)
+        null = draws.double().numpy() * st["null_scale"].double().numpy()
+        _assert_stream_matches(st["null"][ALL], null)
+        for layer in res["layers"]:
+            _assert_stream_matches(st["null"][layer.name], null[:, layer.start : layer.stop])
         # stored coordinates are the noise itself
         idx = res["coord_index"].reshape(-1)
         np.testing.assert_allclose(
-            res["views"][view]["coords"][:, idx >= 0], m[:, idx[idx >= 0]], rtol=1e-5, atol=1e-7
+            st["coords"][:, idx >= 0], m[:, idx[idx >= 0]], rtol=1e-5, atol=1e-7
         )
+        assert np.isnan(st["coords"][:, idx < 0]).all()
 
 
 def test_few_divisor_case_is_exercised():
@@ -112,20 +154,30 @@ def test_few_divisor_case_is_exercised():
     assert _is_prime(d) and n // batch == 7 and ref_k1(7 * d) == 7
 
 
-@pytest.mark.parametrize(("p", "row_len"), [(50, 3), (7, 11), (12, 40), (9, 1)])
-def test_pooled_stream_block_sums_match_the_flattened_rows(p, row_len):
+@pytest.mark.parametrize(
+    ("p", "row_len", "width"), [(50, 3, 1), (7, 11, 4), (12, 40, 40), (9, 1, 1)]
+)
+def test_pooled_stream_block_sums_match_the_flattened_rows(p, row_len, width):
     """Blocks that span several rows, straddle two, or fit inside one are all summed as in the
-    reference's row-major flattening (k1 = 10 > 3 rows of 3 in the first case)."""
+    reference's row-major flattening, whatever the width of the column blocks fed in (k1 = 10 > 3
+    rows of 3 in the first case)."""
     x = torch.randn(p, row_len, dtype=torch.float64, generator=torch.Generator().manual_seed(p))
     stream = PooledStream(p, row_len, torch.device("cpu"))
-    for k in range(p):
-        stream.push(k, x[k], float(torch.log(x[k].abs() + EPS).sum()))
-    flat = x.reshape(-1).numpy()
-    k1 = ref_k1(flat.size)
-    y = flat[: flat.size // k1 * k1].reshape(-1, k1).sum(axis=1)
-    assert stream.n_y.sum() == y.size
-    assert stream.log_y.sum() == pytest.approx(np.log(np.abs(y) + EPS).sum(), rel=1e-12)
-    assert stream.log_x.sum() == pytest.approx(np.log(np.abs(flat) + EPS).sum(), rel=1e-12)
+    for s in range(0, row_len, width):
+        block = x[:, s : s + width]
+        stream.add(block.cumsum(dim=1), s, block.abs().add(EPS).log().sum(dim=1))
+    _assert_stream_matches(stream, x.numpy())
+
+
+def test_null_draws_do_not_depend_on_the_column_blocks():
+    whole = GaussianColumns(6, 1, torch.device("cpu")).columns(0, 3 * NULL_TILE)
+    gen = GaussianColumns(6, 1, torch.device("cpu"))
+    cuts = [0, 5, NULL_TILE - 1, NULL_TILE + 2, 2 * NULL_TILE + 7, 3 * NULL_TILE]
+    pieces = [gen.columns(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    assert torch.equal(torch.cat(pieces, dim=1), whole)
+    assert not torch.equal(
+        whole, GaussianColumns(6, 2, torch.device("cpu")).columns(0, 3 * NULL_TILE)
+    )
 
 
 def test_bootstrap_weights_of_one_reproduce_the_point_estimate():

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.linalg.blas import dsyrk as syrk
 from torch import nn
 
 from gradnoise.estimators import EPS, IQR_PER_STD, ref_k1
@@ -41,6 +42,8 @@ from gradnoise.optim import momentum_of
 from gradnoise.seeds import hash_seed
 
 log = logging.getLogger(__name__)
+
+NULL_TILE = 1024  # columns per separately seeded tile of the Gaussian null's draws
 
 
 @dataclass(frozen=True)
@@ -105,52 +108,99 @@ def adam_preconditioner(
 
 
 class PooledStream:
-    """Row-major block sums of the reference estimator, fed one row at a time.
+    """The reference estimator's row-major block sums over a P × L matrix, fed a block of columns (all
+    P rows) at a time, so that the matrix never exists whole.
 
-    Stores per row k: Σ log(|x|+eps) over the row, and Σ log(|Y|+eps) and the count of the blocks
-    completed in row k (a block straddling rows k−1 and k counts for row k). The pooled estimate and
-    any bootstrap over rows follow from these P-vectors.
+    Entry (k, j) sits at flat position k·L + j; block b sums positions b·K1 … (b+1)·K1 − 1 and counts
+    for the row of its last entry. A block of columns adds, for every row, the pieces of the blocks
+    that cross it: differences of the row's cumulative sum at the block boundaries. Per row k it
+    exposes ``log_x`` Σ log(|x|+eps) over the row, and ``log_y`` Σ log(|Y|+eps) and ``n_y`` the count
+    of the blocks completed in row k; the pooled estimate and any bootstrap over rows follow from these.
     """
 
     def __init__(self, n_rows: int, row_len: int, device: torch.device) -> None:
         self.k1 = ref_k1(n_rows * row_len)
-        self.carry = torch.zeros(0, dtype=torch.float64, device=device)
-        self.log_x = np.zeros(n_rows)
-        self.log_y = np.zeros(n_rows)
-        self.n_y = np.zeros(n_rows, dtype=np.int64)
+        self.row_len = row_len
+        self.y = torch.zeros(n_rows * row_len // self.k1, dtype=torch.float64, device=device)
+        self.row_log_x = torch.zeros(n_rows, dtype=torch.float64, device=device)
 
-    def push(self, k: int, x: torch.Tensor, log_abs_x_sum: float) -> None:
-        self.log_x[k] = log_abs_x_sum
-        c, head, log_y, n_y = self.carry.numel(), 0, 0.0, 0
-        if c:  # finish the block left open by earlier rows without copying this row
-            head = min(self.k1 - c, x.numel())
-            if c + head < self.k1:
-                self.carry = torch.cat([self.carry, x])
-                return
-            y0 = self.carry.sum() + x[:head].sum()
-            log_y, n_y = float(torch.log(y0.abs() + EPS)), 1
-        rest = x[head:]
-        full = rest.numel() // self.k1 * self.k1
-        if full:
-            y = rest[:full].view(-1, self.k1).sum(dim=1)
-            log_y += float(torch.log(y.abs() + EPS).sum())
-            n_y += y.numel()
-        self.log_y[k], self.n_y[k] = log_y, n_y
-        self.carry = rest[full:].clone()
+    def add(self, cumsum: torch.Tensor, col: int, log_x: torch.Tensor) -> None:
+        """Columns col … col+c−1 of every row, given their cumulative sums along the row (P × c) and
+        their per-row Σ log(|x|+eps)."""
+        p, c = cumsum.shape
+        dev = cumsum.device
+        start = torch.arange(p, device=dev) * self.row_len + col  # flat position of column `col`
+        # block boundaries inside each row's piece: first one at (−start) mod K1, the last clamped to c
+        cuts = (-start % self.k1)[:, None] + self.k1 * torch.arange(
+            (c - 1) // self.k1 + 2, device=dev
+        )
+        edges = torch.cat([torch.zeros_like(start)[:, None], cuts.clamp_(max=c)], dim=1)
+        prefix = cumsum.gather(1, (edges - 1).clamp_(min=0)) * (edges > 0)  # Σ_{j < edge} x_j
+        pieces = prefix[:, 1:] - prefix[:, :-1]  # empty pieces are exactly 0
+        block = ((start[:, None] + edges[:, :-1]) // self.k1).clamp_(max=self.y.numel() - 1)
+        self.y.index_add_(0, block.reshape(-1), pieces.reshape(-1))
+        self.row_log_x += log_x
+
+    def _rows(self) -> torch.Tensor:
+        """The row in which each block is completed."""
+        last = (torch.arange(self.y.numel(), device=self.y.device) + 1) * self.k1 - 1
+        return last // self.row_len
+
+    @property
+    def log_x(self) -> np.ndarray:
+        return self.row_log_x.cpu().numpy()
+
+    @property
+    def log_y(self) -> np.ndarray:
+        log_y = torch.zeros_like(self.row_log_x)
+        return log_y.index_add_(0, self._rows(), self.y.abs().add(EPS).log()).cpu().numpy()
+
+    @property
+    def n_y(self) -> np.ndarray:
+        return torch.bincount(self._rows(), minlength=self.row_log_x.numel()).cpu().numpy()
+
+
+class GaussianColumns:
+    """Columns of a P × D standard-normal matrix, drawn in tiles of NULL_TILE columns, each from its own
+    generator seeded by (seed, tile): any block of columns gets the same draws however the columns are
+    chunked, and the matrix is never held whole. The last tile drawn is kept for the next block."""
+
+    def __init__(self, p: int, seed: int, device: torch.device) -> None:
+        self.p, self.seed, self.device = p, seed, device
+        self._tile: tuple[int, torch.Tensor | None] = (-1, None)
+
+    def _draw(self, t: int) -> torch.Tensor:
+        if self._tile[0] != t:
+            gen = torch.Generator(device=self.device).manual_seed(hash_seed(self.seed, t))
+            z = torch.randn(self.p, NULL_TILE, generator=gen, device=self.device)
+            self._tile = (t, z)
+        return self._tile[1]
+
+    def columns(self, start: int, stop: int) -> torch.Tensor:
+        parts = [
+            self._draw(t)[:, max(start - t * NULL_TILE, 0) : min(stop - t * NULL_TILE, NULL_TILE)]
+            for t in range(start // NULL_TILE, (stop - 1) // NULL_TILE + 1)
+        ]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
+def averaging_weights(p: int, beta: float) -> np.ndarray:
+    """w_j = c β^j (j < P), normalized to unit norm: the first column of the circulant averaging matrix."""
+    c = (1 - beta) / (1 - beta**p)
+    w = c * beta ** np.arange(p)
+    return w / np.sqrt(np.sum(w**2))
 
 
 def averaging_matrix(p: int, beta: float) -> np.ndarray:
     """A with (A u)_k = the normalized circular β-EMA of rows u (see the module docstring)."""
-    c = (1 - beta) / (1 - beta**p)
-    w = c * beta ** np.arange(p)
-    w /= np.sqrt(np.sum(w**2))
     k = np.arange(p)
-    return w[(k[:, None] - k[None, :]) % p]
+    return averaging_weights(p, beta)[(k[:, None] - k[None, :]) % p]
 
 
-def _averaging_scale(p: int, beta: float) -> float:
-    c = (1 - beta) / (1 - beta**p)
-    return 1.0 / math.sqrt(c**2 * np.sum(beta ** (2 * np.arange(p))))
+def _circular_ema(u: torch.Tensor, w_hat: torch.Tensor) -> torch.Tensor:
+    """A u along the rows, as the circular convolution with A's first column w (ŵ = rfft(w)):
+    O(P log P) per column instead of the P² of the product with A."""
+    return torch.fft.irfft(torch.fft.rfft(u, dim=0) * w_hat[:, None], n=u.shape[0], dim=0)
 
 
 def stored_coordinates(layers: list[Layer], per_layer: int, seed: int) -> np.ndarray:
@@ -197,170 +247,170 @@ def sample_split(
         v: spec if spec is None or spec[0] != "preconditioned" else (spec[0], spec[1].to(device))
         for v, spec in views.items()
     }
-    betas = {v: spec[1] for v, spec in views.items() if spec and spec[0] == "averaged"}
-
+    coord_idx = stored_coordinates(layers, settings.coords_per_layer, settings.seed)
     with tempfile.TemporaryDirectory(prefix="gradnoise-", dir=scratch_dir) as tmp:
         spill = Path(tmp) / "gradients.f32"
-        g_sum = torch.zeros(d, dtype=torch.float64, device=device)
-        horner = {v: torch.zeros(d, dtype=torch.float64, device=device) for v in betas}
         with open(spill, "wb") as f:
             for g in minibatch_gradients(model, x, y, batches):
-                g64 = g.to(torch.float64)
-                g_sum += g64
-                for v, beta in betas.items():
-                    horner[v].mul_(beta).add_(g64)
-                f.write(g.cpu().numpy().tobytes())
-        g_bar = g_sum / p
-        del g_sum
-        coord_idx = stored_coordinates(layers, settings.coords_per_layer, settings.seed)
-        stats = _column_pass(spill, p, d, layers, g_bar, views, settings.chunk_mb, device)
-        init = {v: (1 - beta) / (1 - beta**p) * horner[v] - g_bar for v, beta in betas.items()}
-        del horner
-        _row_pass(spill, p, d, layers, g_bar, views, stats, init, coord_idx, split_seed, device)
+                f.write(g.cpu().numpy())
+        stats = _column_pass(
+            spill, p, d, layers, views, settings.chunk_mb, coord_idx, split_seed, device
+        )
     return {"P": p, "D": d, "layers": layers, "coord_index": coord_idx, "views": stats}
 
 
-def _read_block(f, p: int, d: int, start: int, stop: int) -> np.ndarray:
-    """Rows 0..P−1, columns start..stop of the row-major float32 spill file."""
+def _read_block(fd: int, p: int, d: int, start: int, stop: int) -> torch.Tensor:
+    """Rows 0..P−1, columns start..stop of the row-major float32 spill file (one pread per row)."""
     out = np.empty((p, stop - start), dtype=np.float32)
     for k in range(p):
-        f.seek((k * d + start) * 4)
-        f.readinto(memoryview(out[k]).cast("B"))
-    return out
+        os.preadv(fd, [out[k]], (k * d + start) * 4)
+    return torch.from_numpy(out)
 
 
-def _view_block(u: torch.Tensor, spec: Any, cols: slice, amat: torch.Tensor | None) -> torch.Tensor:
-    if spec is None:
-        return u
-    if spec[0] == "preconditioned":
-        return u * spec[1][cols]
-    return amat @ u
+def iqr_scale(v: torch.Tensor) -> torch.Tensor:
+    """Per-column IQR/1.349 (quartiles interpolated linearly between order statistics, as numpy's
+    default): the std of a Gaussian with that IQR. The Gaussian null is matched on this scale (the std
+    where the IQR is 0), not on the std: for heavy-tailed noise the sample std of each coordinate is set
+    by its few largest draws, so a std-matched null would itself be scale-mixed and read as heavy-tailed."""
+    p = v.shape[0]
+    h = [(p - 1) * q for q in (0.25, 0.75)]
+    lo = [math.floor(x) for x in h]
+    s = _order_statistics(v, [lo[0], min(lo[0] + 1, p - 1), lo[1], min(lo[1] + 1, p - 1)])
+    s = s.to(torch.float64)
+    q25 = s[0] + (h[0] - lo[0]) * (s[1] - s[0])
+    q75 = s[2] + (h[1] - lo[1]) * (s[3] - s[2])
+    return (q75 - q25) / IQR_PER_STD
 
 
-def _column_pass(spill, p, d, layers, g_bar, views, chunk_mb, device) -> dict[str, dict[str, Any]]:
-    """Per view: exact P × P Gram spectra (per layer and whole network), per-coordinate variances and
-    robust scales. Each P × c block of the spill file is read once for all views."""
-    # working set per column: the float32 block, u, one float64 copy per view, quantile's sort buffers
-    cols_per_chunk = max(1, int(chunk_mb * 2**20 / (p * (4 + 8 * (3 + len(views))))))
-    amats = {
-        v: torch.from_numpy(averaging_matrix(p, spec[1])).to(device)
-        for v, spec in views.items()
-        if spec and spec[0] == "averaged"
+def _order_statistics(v: torch.Tensor, ranks: list[int]) -> torch.Tensor:
+    """Rows `ranks` of v sorted along dim 0. On the CPU, numpy's vectorized sort of contiguous rows (of
+    the transposed block) is far faster than torch.sort along dim 0."""
+    if v.device.type == "cpu":
+        s = np.sort(v.T.contiguous().numpy(), axis=1)
+        return torch.from_numpy(np.ascontiguousarray(s[:, ranks].T))
+    return torch.sort(v, dim=0).values[ranks]
+
+
+def _gram_add(acc: torch.Tensor, x: torch.Tensor) -> None:
+    """acc += x xᵀ. On the CPU BLAS syrk into acc's lower triangle (half the flops of x @ x.T; see
+    _symmetric); on the GPU the full product."""
+    if x.device.type == "cpu":
+        syrk(1.0, x.numpy().T, beta=1.0, c=acc.numpy().T, trans=1, overwrite_c=1)
+    else:
+        acc.addmm_(x, x.T)
+
+
+def _symmetric(lower: torch.Tensor) -> torch.Tensor:
+    return torch.tril(lower) + torch.tril(lower, -1).T
+
+
+def _push(streams: dict[str, PooledStream], layer: Layer, col: int, x: torch.Tensor) -> None:
+    """Columns col … of layer `layer` into the whole-network and the layer's pooled streams."""
+    log_x = x.abs().add_(EPS).log_().sum(dim=1)
+    cumsum = x.cumsum(dim=1)
+    streams[ALL].add(cumsum, col, log_x)
+    streams[layer.name].add(cumsum, col - layer.start, log_x)
+
+
+def _streams(p: int, d: int, layers: list[Layer], device: torch.device) -> dict[str, PooledStream]:
+    return {ALL: PooledStream(p, d, device)} | {
+        lay.name: PooledStream(p, lay.numel, device) for lay in layers
     }
+
+
+def _column_pass(
+    spill, p, d, layers, views, chunk_mb, coord_idx, split_seed, device
+) -> dict[str, dict[str, Any]]:
+    """Every statistic of every view from one read of the spill file, in P × c blocks within one layer:
+    the exact P × P Gram matrices (per layer and whole network), per-coordinate variances and robust
+    scales, the row-major pooled block sums of the noise and of its Gaussian null, the layer norms
+    (square roots of the Gram diagonals) and the stored coordinates. The averaged view's Gram is
+    A G Aᵀ of the raw one, exactly."""
+    # working set per column: the float32 block and its sorted copy, u, and per view its values and
+    # those of its null with their logs and cumulative sums (float64)
+    width = max(1, int(chunk_mb * 2**20 / (p * (20 + 40 * len(views)))))
+    kind = {v: "raw" if spec is None else spec[0] for v, spec in views.items()}
+    w_hat, amats = {}, {}
+    for v, spec in views.items():
+        if kind[v] == "averaged":
+            w_hat[v] = torch.fft.rfft(torch.from_numpy(averaging_weights(p, spec[1])).to(device))
+            amats[v] = torch.from_numpy(averaging_matrix(p, spec[1])).to(device)
+    gram_keys = [v for v in views if kind[v] == "preconditioned"]
+    if any(k != "preconditioned" for k in kind.values()):
+        gram_keys.append(None)  # the raw Gram, also that of the averaged views
+    flat = coord_idx.reshape(-1)
     out = {
         v: {
             "var": torch.empty(d, dtype=torch.float32, device=device),
             "null_scale": torch.empty(d, dtype=torch.float32, device=device),
             "gram_all": torch.zeros(p, p, dtype=torch.float64, device=device),
             "spectra": {},
+            "pooled": _streams(p, d, layers, device),
+            "null": _streams(p, d, layers, device),
+            "norms": np.zeros((p, len(layers))),
+            "coords": np.full((p, flat.size), np.nan, dtype=np.float32),
         }
         for v in views
     }
-    with open(spill, "rb") as f:
-        for layer in layers:
-            grams = {v: torch.zeros(p, p, dtype=torch.float64, device=device) for v in views}
-            for start in range(layer.start, layer.stop, cols_per_chunk):
-                stop = min(start + cols_per_chunk, layer.stop)
-                block = torch.from_numpy(_read_block(f, p, d, start, stop)).to(device)
-                u = block.to(torch.float64).sub_(g_bar[start:stop])
-                u_iqr = None  # shared by raw and preconditioned: IQR(u·w) = w·IQR(u) for w > 0
+    nulls = {v: GaussianColumns(p, hash_seed(split_seed, v), device) for v in views}
+    fd = os.open(spill, os.O_RDONLY)
+    try:
+        for i, layer in enumerate(layers):
+            grams = {k: torch.zeros(p, p, dtype=torch.float64, device=device) for k in gram_keys}
+            for s in range(layer.start, layer.stop, width):
+                e = min(s + width, layer.stop)
+                g = _read_block(fd, p, d, s, e).to(device)
+                u = g.to(torch.float64)
+                u -= u.sum(dim=0) / p
+                var_u = u.square().sum(dim=0) / (p - 1)
+                iqr_u = iqr_scale(g)  # u = g − ḡ has the order statistics of g, shifted
+                if None in grams:
+                    _gram_add(grams[None], u)
+                sel = np.flatnonzero((flat >= s) & (flat < e))
+                cols = torch.from_numpy(flat[sel] - s).to(device)
                 for v, spec in views.items():
-                    x = _view_block(u, spec, slice(start, stop), amats.get(v))
-                    grams[v] += x @ x.T
-                    var = torch.linalg.vector_norm(x, dim=0).square_() / (p - 1)
-                    if spec is None or spec[0] == "preconditioned":
-                        u_iqr = iqr_scale(u) if u_iqr is None else u_iqr
-                        iqr = u_iqr if spec is None else u_iqr * spec[1][start:stop]
+                    if kind[v] == "raw":
+                        x, var, iqr = u, var_u, iqr_u
+                    elif kind[v] == "preconditioned":
+                        w = spec[1][s:e]
+                        x, var, iqr = u * w, var_u * w.square(), iqr_u * w  # IQR(u·w) = w·IQR(u)
+                        _gram_add(grams[v], x)
                     else:
-                        iqr = iqr_scale(x)
-                    out[v]["var"][start:stop] = var
-                    out[v]["null_scale"][start:stop] = torch.where(iqr > 0, iqr, var.sqrt())
+                        x = _circular_ema(u, w_hat[v])
+                        var, iqr = x.square().sum(dim=0) / (p - 1), iqr_scale(x)
+                    st = out[v]
+                    scale = torch.where(iqr > 0, iqr, var.sqrt())
+                    st["var"][s:e] = var
+                    st["null_scale"][s:e] = scale
+                    _push(st["pooled"], layer, s, x)
+                    # the null is the draws times the scale as stored (float32)
+                    z = nulls[v].columns(s, e).to(torch.float64).mul_(st["null_scale"][s:e])
+                    _push(st["null"], layer, s, z)
+                    st["coords"][:, sel] = x[:, cols].float().cpu().numpy()
+            raw = _symmetric(grams[None]) if None in grams else None
             for v in views:
-                out[v]["gram_all"] += grams[v]
-                out[v]["spectra"][layer.name] = _spectrum(grams[v], p)
+                if kind[v] == "raw":
+                    gram = raw
+                elif kind[v] == "preconditioned":
+                    gram = _symmetric(grams[v])
+                else:
+                    gram = amats[v] @ raw @ amats[v].T
+                st = out[v]
+                st["spectra"][layer.name] = _spectrum(gram, p)
+                st["norms"][:, i] = gram.diagonal().sqrt().cpu().numpy()
+                st["gram_all"] += gram
+    finally:
+        os.close(fd)
     for st in out.values():
         st["spectra"][ALL] = _spectrum(st["gram_all"], p)
         st["gram_all"] = (st["gram_all"] / (p - 1)).cpu().numpy()
     return out
 
 
-def iqr_scale(v: torch.Tensor) -> torch.Tensor:
-    """Per-column IQR/1.349: the std of a Gaussian with that IQR. The Gaussian null is matched on this
-    scale (the std where the IQR is 0), not on the std: for heavy-tailed noise the sample std of each
-    coordinate is set by its few largest draws, so a std-matched null would itself be scale-mixed and
-    read as heavy-tailed."""
-    q = torch.quantile(v, torch.tensor([0.25, 0.75], dtype=v.dtype, device=v.device), dim=0)
-    return (q[1] - q[0]) / IQR_PER_STD
-
-
 def _spectrum(gram: torch.Tensor, p: int) -> np.ndarray:
     """Eigenvalues of the sample covariance (nonzero part): those of G/(P−1), descending."""
     ev = torch.linalg.eigvalsh(gram / (p - 1)).cpu().numpy()[::-1]
     return np.clip(ev, 0.0, None).copy()
-
-
-def _row_pass(
-    spill, p, d, layers, g_bar, views, stats, init, coord_idx, split_seed, device
-) -> None:
-    flat_idx = torch.from_numpy(coord_idx.reshape(-1).clip(min=0)).to(device)
-    pad = torch.from_numpy(coord_idx.reshape(-1) < 0).to(device)
-    for v in views:
-        st = stats[v]
-        st["pooled"] = {ALL: PooledStream(p, d, device)} | {
-            lay.name: PooledStream(p, lay.numel, device) for lay in layers
-        }
-        st["null"] = {ALL: PooledStream(p, d, device)} | {
-            lay.name: PooledStream(p, lay.numel, device) for lay in layers
-        }
-        st["norms"] = np.zeros((p, len(layers)))
-        st["coords"] = np.zeros((p, coord_idx.size), dtype=np.float32)
-        st["sigma"] = st["null_scale"].to(torch.float64)
-        st["gen"] = torch.Generator(device=device).manual_seed(hash_seed(split_seed, v))
-    state = dict(init)
-    scale = {
-        v: _averaging_scale(p, spec[1])
-        for v, spec in views.items()
-        if spec and spec[0] == "averaged"
-    }
-    row = np.empty(d, dtype=np.float32)
-    with open(spill, "rb") as f:
-        for k in range(p):
-            f.readinto(memoryview(row).cast("B"))
-            u = torch.from_numpy(row).to(device, torch.float64).sub_(g_bar)
-            for v, spec in views.items():
-                if spec is None:
-                    x = u
-                elif spec[0] == "preconditioned":
-                    x = u * spec[1]
-                else:
-                    beta = spec[1]
-                    state[v].mul_(beta).add_(u, alpha=1 - beta)
-                    x = state[v] * scale[v]
-                st = stats[v]
-                # float32 draws: 6× faster than float64 on the CPU, ample for a null surrogate
-                z = (
-                    torch.randn(d, generator=st["gen"], device=device, dtype=torch.float32)
-                    .to(torch.float64)
-                    .mul_(st["sigma"])
-                )
-                _push_row(st["pooled"], layers, k, x)
-                _push_row(st["null"], layers, k, z)
-                st["norms"][k] = [
-                    float(torch.linalg.vector_norm(x[lay.start : lay.stop])) for lay in layers
-                ]
-                c = x[flat_idx].to(torch.float32)
-                c[pad] = float("nan")
-                st["coords"][k] = c.cpu().numpy()
-
-
-def _push_row(
-    streams: dict[str, PooledStream], layers: list[Layer], k: int, x: torch.Tensor
-) -> None:
-    logx = x.abs().add_(EPS).log_()
-    per_layer = [float(logx[lay.start : lay.stop].sum()) for lay in layers]
-    streams[ALL].push(k, x, math.fsum(per_layer))
-    for layer, s in zip(layers, per_layer, strict=True):
-        streams[layer.name].push(k, x[layer.start : layer.stop], s)
 
 
 def views_for(
