@@ -1,34 +1,59 @@
-"""Streaming noise sampler vs a reference-style sampler (materialize the P × D matrix, then estimate).
+"""The streaming noise sampler against the official evaluation loop, at equal model and data.
 
-Both produce the same statistics — the pooled reference α̂, the P × P Gram spectrum of the whole network
-and of every layer, per-coordinate variances — on the reference small CIFAR AlexNet with random
-CIFAR-shaped inputs. Each runs in a fresh process; the additional peak memory is the peak RSS beyond the
-RSS after loading data and model. Prints ratios (this machine is noisy: ratios hold, absolute times do
-not). Then the streaming sampler alone on ResNet-18 at the same P, whose P × D matrix would not fit here.
+Reference: the evaluation loop of Zhou et al.'s official code (github salesforce/comparison_SGD_ADAM,
+built on umutsimsekli/sgd_tail_index): ``main.py``, function ``eval`` with ``utils.get_grads`` and
+``utils.alpha_estimator``. Its arithmetic, reproduced here and nothing more: network in eval mode; for
+each consecutive minibatch, zero the gradients, forward, mean cross-entropy, backward, and
+``get_grads`` (the flat ``torch.cat`` of every parameter's gradient, ``.cpu()``) appended to a list;
+then ``grads = torch.cat(grads).view(-1, M)``, ``mean_grad = grads.sum(0) / P``,
+``grads = grads - mean_grad``, K1 = the largest divisor of N = M·P that is ≤ √N (their loop), and
+``alpha_estimator(K1, grads.view(-1, 1))``: 1/α̂ = (mean log(|Y|+eps) − mean log(|X|+eps)) / log K1 over
+the row-major block sums Y, all in float32 (their default dtype). Left out, since they could only slow
+the reference: the loss/accuracy bookkeeping and the three noise norms that ``eval`` also computes, and
+the DataLoader's batch copies (slices of in-memory tensors here).
 
-    python benchmarks/noise.py [--p 500] [--batch 100] [--resnet-batch 4] [--skip-resnet]
+Streaming: ``gradnoise.noise.sample_split`` with the raw view, computing everything it computes in the
+pipeline (pooled block sums of the noise and of its Gaussian null, whole network and per layer; exact
+P × P Gram matrices and spectra per layer; per-coordinate variances and robust scales; layer norms;
+stored coordinates), in float64.
+
+Model: the reference small CIFAR AlexNet on random CIFAR-shaped inputs. Each measurement runs in a
+fresh process with 2 torch threads; the additional peak memory is the peak RSS beyond the RSS after
+loading data and model. The machine is shared and noisy: every measurement is repeated (--repeats),
+reference and streaming alternating, and all runs are printed; the ratios use the medians. Then the
+streaming sampler alone on ResNet-18, whose P × D matrix would not fit here.
+
+    python benchmarks/noise.py [--p 500 1000] [--batch 100] [--repeats 2] [--chunk-mb 16]
+                               [--resnet-batch 4] [--skip-resnet]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing as mp
+import os
 import resource
+import statistics
 import time
 
 import numpy as np
 import torch
+from torch import nn
 
-from gradnoise.estimators import alpha_pooled_reference
+from gradnoise.estimators import alpha_from_log_means
+from gradnoise.io import ALL
 from gradnoise.models import build_model
-from gradnoise.noise import NoiseSettings, layers_of, minibatch_gradients, minibatches, sample_split
+from gradnoise.noise import NoiseSettings, sample_split
+
+THREADS = 2
 
 
-def _rss_mb() -> float:
+def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _setup(model_name: str, p: int, batch: int):
+def _setup(model_name: str, p: int, batch: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
     model = build_model({"name": model_name}, (3, 32, 32), 10)
     x = torch.randn(p * batch, 3, 32, 32)
@@ -36,100 +61,140 @@ def _setup(model_name: str, p: int, batch: int):
     return model, x, y
 
 
-def reference_style(model, x, y, batch: int) -> dict:
-    """Materialize U (P × D), then every statistic from it."""
-    batches = minibatches(len(y), batch, None, "reference", 0)
-    d = sum(q.numel() for q in model.parameters())
-    g = torch.empty(len(batches), d)
-    for k, row in enumerate(minibatch_gradients(model, x, y, batches)):
-        g[k] = row
-    u = (g.double() - g.double().mean(0)).numpy()
-    del g
-    out = {"alpha": alpha_pooled_reference(u), "var": u.var(axis=0, ddof=1)}
-    out["spectra"] = {
-        lay.name: np.linalg.eigvalsh(u[:, lay.start : lay.stop] @ u[:, lay.start : lay.stop].T)
-        for lay in layers_of(model)
-    }
-    out["all"] = np.linalg.eigvalsh(u @ u.T)
-    return out
+def official_eval_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> float:
+    """The pooled α̂ of the official ``eval`` (see the module docstring), its arithmetic only."""
+    crit = nn.CrossEntropyLoss()
+    model.eval()
+    grads = []
+    for k in range(len(y) // batch):
+        model.zero_grad()
+        loss = crit(model(x[k * batch : (k + 1) * batch]), y[k * batch : (k + 1) * batch])
+        loss.backward()
+        grads.append(torch.cat([q.grad.view(-1) for q in model.parameters()]).cpu())
+    p, m = len(grads), len(grads[0])
+    grads = torch.cat(grads).view(-1, m)
+    mean_grad = grads.sum(0) / p
+    grads = grads - mean_grad
+    n = m * p
+    k1 = max(i for i in range(1, 1 + int(math.sqrt(n))) if n % i == 0)
+    return float(_alpha_estimator(k1, grads.view(-1, 1)))
 
 
-def streaming(model, x, y, batch: int) -> dict:
-    return sample_split(
+def _alpha_estimator(m: int, x: torch.Tensor) -> torch.Tensor:
+    """utils.alpha_estimator of the official code (Mohammadi et al. 2015, Cor. 2.4), verbatim."""
+    n = int(len(x) / m)
+    y = torch.sum(x.view(n, m, -1), 1)
+    eps = np.spacing(1)
+    y_log_norm = torch.log(y.norm(dim=1) + eps).mean()
+    x_log_norm = torch.log(x.norm(dim=1) + eps).mean()
+    return 1 / ((y_log_norm - x_log_norm) / math.log(m))
+
+
+def streaming(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, chunk_mb: float):
+    res = sample_split(
         model,
         x,
         y,
-        NoiseSettings(batch_size=batch, coords_per_layer=64, chunk_mb=16),
+        NoiseSettings(batch_size=batch, coords_per_layer=64, chunk_mb=chunk_mb),
         {"raw": None},
         0,
     )
+    s = res["views"]["raw"]["pooled"][ALL]
+    return alpha_from_log_means(
+        s.log_y.sum() / s.n_y.sum(), s.log_x.sum() / (res["P"] * res["D"]), s.k1
+    )
 
 
-def _worker(kind: str, model_name: str, p: int, batch: int, queue) -> None:
-    torch.set_num_threads(2)
+def _worker(kind: str, model_name: str, p: int, batch: int, chunk_mb: float, queue) -> None:
+    torch.set_num_threads(THREADS)
     model, x, y = _setup(model_name, p, batch)
-    base = _rss_mb()
+    base = _rss_mib()
     start = time.perf_counter()
-    res = (reference_style if kind == "reference" else streaming)(model, x, y, batch)
-    elapsed = time.perf_counter() - start
     if kind == "reference":
-        alpha = res["alpha"]
+        alpha = official_eval_loop(model, x, y, batch)
     else:
-        s = res["views"]["raw"]["pooled"]["__all__"]
-        alpha = 1 / (
-            (s.log_y.sum() / s.n_y.sum() - s.log_x.sum() / (res["P"] * res["D"])) / np.log(s.k1)
-        )
-    queue.put({"kind": kind, "seconds": elapsed, "extra_mb": _rss_mb() - base, "alpha": alpha})
+        alpha = streaming(model, x, y, batch, chunk_mb)
+    elapsed = time.perf_counter() - start
+    queue.put({"kind": kind, "seconds": elapsed, "extra_mib": _rss_mib() - base, "alpha": alpha})
 
 
-def run(kind: str, model_name: str, p: int, batch: int) -> dict:
+def measure(kind: str, model_name: str, p: int, batch: int, chunk_mb: float) -> dict:
+    """One run of one side in a fresh process."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(kind, model_name, p, batch, queue))
+    proc = ctx.Process(target=_worker, args=(kind, model_name, p, batch, chunk_mb, queue))
     proc.start()
     result = queue.get()
     proc.join()
     return result
 
 
+def _print_run(r: dict) -> None:
+    print(
+        f"    {r['kind']:9s}: {r['seconds']:6.1f} s, additional peak memory "
+        f"{r['extra_mib']:7.0f} MiB, pooled α̂ = {r['alpha']:.7f}"
+    )
+
+
+def compare(p: int, batch: int, repeats: int, chunk_mb: float) -> None:
+    d = sum(q.numel() for q in build_model({"name": "alexnet_small"}, (3, 32, 32), 10).parameters())
+    print(
+        f"small AlexNet: D = {d:,}, P = {p}, B = {batch}; "
+        f"P × D float32 = {p * d * 4 / 2**30:.2f} GiB; {THREADS} torch threads"
+    )
+    runs = {"reference": [], "streaming": []}
+    for _ in range(repeats):
+        for kind in runs:
+            r = measure(kind, "alexnet_small", p, batch, chunk_mb)
+            _print_run(r)
+            runs[kind].append(r)
+    ref, new = (
+        {
+            key: statistics.median(r[key] for r in runs[kind])
+            for key in ("seconds", "extra_mib", "alpha")
+        }
+        for kind in ("reference", "streaming")
+    )
+    each = [n["seconds"] / r["seconds"] for r, n in zip(*runs.values(), strict=True)]
+    print(
+        f"  time streaming / reference = {new['seconds'] / ref['seconds']:.2f} "
+        f"(run by run: {', '.join(f'{t:.2f}' for t in each)})"
+    )
+    print(
+        f"  additional memory streaming / reference = "
+        f"1/{ref['extra_mib'] / max(new['extra_mib'], 1e-9):.0f}"
+    )
+    print(
+        f"  |Δα̂| / α̂ = {abs(ref['alpha'] - new['alpha']) / ref['alpha']:.1e} "
+        "(the reference accumulates in float32)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--p", type=int, default=500)
+    ap.add_argument("--p", type=int, nargs="+", default=[500, 1000])
     ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--chunk-mb", type=float, default=16.0)
     ap.add_argument("--resnet-batch", type=int, default=4)
     ap.add_argument("--skip-resnet", action="store_true")
     args = ap.parse_args()
-    d = sum(q.numel() for q in build_model({"name": "alexnet_small"}, (3, 32, 32), 10).parameters())
-    print(
-        f"small AlexNet: D = {d:,}, P = {args.p}, B = {args.batch}; P × D float32 = {args.p * d * 4 / 2**30:.2f} GiB"
-    )
-    ref = run("reference", "alexnet_small", args.p, args.batch)
-    new = run("streaming", "alexnet_small", args.p, args.batch)
-    for r in (ref, new):
-        print(
-            f"  {r['kind']:9s}: {r['seconds']:7.1f} s, additional peak memory {r['extra_mb']:8.1f} MiB, pooled α̂ = {r['alpha']:.10f}"
-        )
-    print(
-        f"  memory ratio streaming/reference = 1/{ref['extra_mb'] / max(new['extra_mb'], 1e-9):.0f}"
-    )
-    print(f"  speed ratio reference time / streaming time = {ref['seconds'] / new['seconds']:.2f}")
-    print(f"  |Δα̂| / α̂ = {abs(ref['alpha'] - new['alpha']) / ref['alpha']:.2e}")
+    for p in args.p:
+        compare(p, args.batch, args.repeats, args.chunk_mb)
     if args.skip_resnet:
         return
+    p = args.p[0]
     d = sum(q.numel() for q in build_model({"name": "resnet18"}, (3, 32, 32), 10).parameters())
-    import os
-
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     print(
-        f"ResNet-18: D = {d:,}, P = {args.p}: the reference's P × D float32 alone is {args.p * d * 4 / 2**30:.1f} GiB "
-        f"(float64 for the estimate: {args.p * d * 8 / 2**30:.1f} GiB); this machine has {total:.1f} GiB"
+        f"ResNet-18: D = {d:,}, P = {p}: the reference's P × D float32 alone is "
+        f"{p * d * 4 / 2**30:.1f} GiB (it holds two at once); this machine has {total:.1f} GiB"
     )
-    r = run("streaming", "resnet18", args.p, args.resnet_batch)
-    print(
-        f"  streaming (B = {args.resnet_batch}): {r['seconds']:.1f} s, additional peak memory {r['extra_mb']:.0f} MiB, pooled α̂ = {r['alpha']:.4f}"
-    )
+    r = measure("streaming", "resnet18", p, args.resnet_batch, args.chunk_mb)
+    print(f"  streaming, B = {args.resnet_batch}:")
+    _print_run(r)
 
 
 if __name__ == "__main__":

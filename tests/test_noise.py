@@ -165,7 +165,8 @@ def test_pooled_stream_block_sums_match_the_flattened_rows(p, row_len, width):
     stream = PooledStream(p, row_len, torch.device("cpu"))
     for s in range(0, row_len, width):
         block = x[:, s : s + width]
-        stream.add(block.cumsum(dim=1), s, block.abs().add(EPS).log().sum(dim=1))
+        layout = stream.layout(p, block.shape[1], s, torch.device("cpu"))
+        stream.add(block.cumsum(dim=1), layout, block.abs().add(EPS).log().sum(dim=1))
     _assert_stream_matches(stream, x.numpy())
 
 

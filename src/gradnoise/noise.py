@@ -27,13 +27,13 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.linalg.blas import dsyrk as syrk
 from torch import nn
 
 from gradnoise.estimators import EPS, IQR_PER_STD, ref_k1
@@ -44,6 +44,7 @@ from gradnoise.seeds import hash_seed
 log = logging.getLogger(__name__)
 
 NULL_TILE = 1024  # columns per separately seeded tile of the Gaussian null's draws
+GRAM_TILE = 64  # rows per tile of the Gram products
 
 
 @dataclass(frozen=True)
@@ -124,21 +125,30 @@ class PooledStream:
         self.y = torch.zeros(n_rows * row_len // self.k1, dtype=torch.float64, device=device)
         self.row_log_x = torch.zeros(n_rows, dtype=torch.float64, device=device)
 
-    def add(self, cumsum: torch.Tensor, col: int, log_x: torch.Tensor) -> None:
-        """Columns col … col+c−1 of every row, given their cumulative sums along the row (P × c) and
-        their per-row Σ log(|x|+eps)."""
-        p, c = cumsum.shape
-        dev = cumsum.device
-        start = torch.arange(p, device=dev) * self.row_len + col  # flat position of column `col`
-        # block boundaries inside each row's piece: first one at (−start) mod K1, the last clamped to c
-        cuts = (-start % self.k1)[:, None] + self.k1 * torch.arange(
-            (c - 1) // self.k1 + 2, device=dev
+    def layout(self, p: int, c: int, col: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """Where the blocks cut each row's piece of columns col … col+c−1, the same for every matrix
+        of this shape: the gather index of the cumulative sum at every edge of a piece, whether the
+        edge is past the start of the row's piece, and the block of every piece. (Small integer
+        arrays: numpy's per-operation overhead is a fraction of torch's.)"""
+        start = np.arange(p) * self.row_len + col  # flat position of `col` in every row
+        # boundaries inside the piece: the first at (−start) mod K1, the last clamped to c
+        cuts = (-start % self.k1)[:, None] + self.k1 * np.arange((c - 1) // self.k1 + 2)
+        edges = np.concatenate([np.zeros((p, 1), dtype=np.int64), np.minimum(cuts, c)], axis=1)
+        block = np.minimum((start[:, None] + edges[:, :-1]) // self.k1, self.y.numel() - 1)
+        return tuple(
+            torch.from_numpy(a).to(device)
+            for a in (np.maximum(edges - 1, 0), edges > 0, block.reshape(-1))
         )
-        edges = torch.cat([torch.zeros_like(start)[:, None], cuts.clamp_(max=c)], dim=1)
-        prefix = cumsum.gather(1, (edges - 1).clamp_(min=0)) * (edges > 0)  # Σ_{j < edge} x_j
+
+    def add(
+        self, cumsum: torch.Tensor, layout: tuple[torch.Tensor, ...], log_x: torch.Tensor
+    ) -> None:
+        """A block of columns of every row, given their cumulative sums along the row (P × c), the
+        block's `layout` and the per-row Σ log(|x|+eps)."""
+        ends, nonempty, block = layout
+        prefix = cumsum.gather(1, ends) * nonempty  # Σ_{j < edge} x_j at every edge
         pieces = prefix[:, 1:] - prefix[:, :-1]  # empty pieces are exactly 0
-        block = ((start[:, None] + edges[:, :-1]) // self.k1).clamp_(max=self.y.numel() - 1)
-        self.y.index_add_(0, block.reshape(-1), pieces.reshape(-1))
+        self.y.index_add_(0, block, pieces.reshape(-1))
         self.row_log_x += log_x
 
     def _rows(self) -> torch.Tensor:
@@ -292,30 +302,116 @@ def _order_statistics(v: torch.Tensor, ranks: list[int]) -> torch.Tensor:
 
 
 def _gram_add(acc: torch.Tensor, x: torch.Tensor) -> None:
-    """acc += x xᵀ. On the CPU BLAS syrk into acc's lower triangle (half the flops of x @ x.T; see
-    _symmetric); on the GPU the full product."""
-    if x.device.type == "cpu":
-        syrk(1.0, x.numpy().T, beta=1.0, c=acc.numpy().T, trans=1, overwrite_c=1)
-    else:
+    """acc += x xᵀ. On the CPU only the tiles on and below the diagonal, GRAM_TILE rows at a time: the
+    product is symmetric, so this is about half the flops of x @ x.T (see _symmetric)."""
+    if x.device.type != "cpu":
         acc.addmm_(x, x.T)
+        return
+    for i in range(0, x.shape[0], GRAM_TILE):
+        j = i + GRAM_TILE
+        acc[i:j, :j].addmm_(x[i:j], x[:j].T)
 
 
 def _symmetric(lower: torch.Tensor) -> torch.Tensor:
     return torch.tril(lower) + torch.tril(lower, -1).T
 
 
-def _push(streams: dict[str, PooledStream], layer: Layer, col: int, x: torch.Tensor) -> None:
-    """Columns col … of layer `layer` into the whole-network and the layer's pooled streams."""
-    log_x = x.abs().add_(EPS).log_().sum(dim=1)
+def _push(streams: dict[str, PooledStream], layouts: dict[str, tuple], x: torch.Tensor) -> None:
+    """A block of columns of one layer into the whole-network and the layer's pooled streams."""
+    log_x = _log_abs_row_sums(x)
     cumsum = x.cumsum(dim=1)
-    streams[ALL].add(cumsum, col, log_x)
-    streams[layer.name].add(cumsum, col - layer.start, log_x)
+    for name, layout in layouts.items():
+        streams[name].add(cumsum, layout, log_x)
+
+
+def _log_abs_row_sums(x: torch.Tensor) -> torch.Tensor:
+    """Σ_j log(|x_kj| + eps) for every row k; on the CPU through numpy, whose vectorized log is about
+    twice as fast as torch's."""
+    if x.device.type != "cpu":
+        return x.abs().add_(EPS).log_().sum(dim=1)
+    a = np.abs(x.numpy())
+    return torch.from_numpy(np.log(np.add(a, EPS, out=a), out=a).sum(axis=1))
 
 
 def _streams(p: int, d: int, layers: list[Layer], device: torch.device) -> dict[str, PooledStream]:
     return {ALL: PooledStream(p, d, device)} | {
         lay.name: PooledStream(p, lay.numel, device) for lay in layers
     }
+
+
+class _Scanner:
+    """One worker's share of the column pass: every statistic of the column ranges it is given, read
+    from the spill file in P × c blocks. Per-coordinate results go straight into the shared outputs
+    (each worker writes its own columns); the pooled streams are the worker's own and are summed over
+    workers at the end; the Gram matrices of a range are returned to be summed per layer."""
+
+    def __init__(self, fd, p, d, layers, views, out, widths, coord_idx, split_seed, device) -> None:
+        self.fd, self.p, self.d, self.views, self.out = fd, p, d, views, out
+        self.slab, self.width = widths
+        self.flat = coord_idx.reshape(-1)
+        self.kind = {v: "raw" if spec is None else spec[0] for v, spec in views.items()}
+        self.w_hat = {
+            v: torch.fft.rfft(torch.from_numpy(averaging_weights(p, spec[1])).to(device))
+            for v, spec in views.items()
+            if self.kind[v] == "averaged"
+        }
+        self.gram_keys = [v for v in views if self.kind[v] == "preconditioned"]
+        if any(k != "preconditioned" for k in self.kind.values()):
+            self.gram_keys.append(None)  # the raw Gram, also that of the averaged views
+        self.pooled = {v: _streams(p, d, layers, device) for v in views}
+        self.null = {v: _streams(p, d, layers, device) for v in views}
+        self.draws = {v: GaussianColumns(p, hash_seed(split_seed, v), device) for v in views}
+        self.device = device
+
+    def scan(self, layer: Layer, start: int, stop: int) -> dict[str | None, torch.Tensor]:
+        """Columns start … stop−1 of `layer`: read in slabs (one pread per row), processed in blocks."""
+        grams = {
+            k: torch.zeros(self.p, self.p, dtype=torch.float64, device=self.device)
+            for k in self.gram_keys
+        }
+        for a in range(start, stop, self.slab):
+            b = min(a + self.slab, stop)
+            slab = _read_block(self.fd, self.p, self.d, a, b).to(self.device)
+            for s in range(a, b, self.width):
+                e = min(s + self.width, b)
+                self._block(layer, s, e, slab[:, s - a : e - a], grams)
+        return grams
+
+    def _block(
+        self, layer: Layer, s: int, e: int, g: torch.Tensor, grams: dict[str | None, torch.Tensor]
+    ) -> None:
+        p = self.p
+        u = g.to(torch.float64)
+        u -= u.sum(dim=0) / p
+        var_u = u.square().sum(dim=0) / (p - 1)
+        iqr_u = iqr_scale(g)  # u = g − ḡ has the order statistics of g, shifted
+        if None in grams:
+            _gram_add(grams[None], u)
+        some = self.pooled[next(iter(self.views))]  # every stream of a name has the same layout
+        layouts = {
+            ALL: some[ALL].layout(p, e - s, s, self.device),
+            layer.name: some[layer.name].layout(p, e - s, s - layer.start, self.device),
+        }
+        sel = np.flatnonzero((self.flat >= s) & (self.flat < e))
+        cols = torch.from_numpy(self.flat[sel] - s).to(self.device)
+        for v, spec in self.views.items():
+            if self.kind[v] == "raw":
+                x, var, iqr = u, var_u, iqr_u
+            elif self.kind[v] == "preconditioned":
+                w = spec[1][s:e]
+                x, var, iqr = u * w, var_u * w.square(), iqr_u * w  # IQR(u·w) = w·IQR(u)
+                _gram_add(grams[v], x)
+            else:
+                x = _circular_ema(u, self.w_hat[v])
+                var, iqr = x.square().sum(dim=0) / (p - 1), iqr_scale(x)
+            out = self.out[v]
+            out["var"][s:e] = var
+            out["null_scale"][s:e] = torch.where(iqr > 0, iqr, var.sqrt())
+            _push(self.pooled[v], layouts, x)
+            # the null is the draws times the scale as stored (float32)
+            z = self.draws[v].columns(s, e).to(torch.float64).mul_(out["null_scale"][s:e])
+            _push(self.null[v], layouts, z)
+            out["coords"][:, sel] = x[:, cols].float().cpu().numpy()
 
 
 def _column_pass(
@@ -325,86 +421,90 @@ def _column_pass(
     the exact P × P Gram matrices (per layer and whole network), per-coordinate variances and robust
     scales, the row-major pooled block sums of the noise and of its Gaussian null, the layer norms
     (square roots of the Gram diagonals) and the stored coordinates. The averaged view's Gram is
-    A G Aᵀ of the raw one, exactly."""
-    # working set per column: the float32 block and its sorted copy, u, and per view its values and
-    # those of its null with their logs and cumulative sums (float64)
-    width = max(1, int(chunk_mb * 2**20 / (p * (20 + 40 * len(views)))))
-    kind = {v: "raw" if spec is None else spec[0] for v, spec in views.items()}
-    w_hat, amats = {}, {}
-    for v, spec in views.items():
-        if kind[v] == "averaged":
-            w_hat[v] = torch.fft.rfft(torch.from_numpy(averaging_weights(p, spec[1])).to(device))
-            amats[v] = torch.from_numpy(averaging_matrix(p, spec[1])).to(device)
-    gram_keys = [v for v in views if kind[v] == "preconditioned"]
-    if any(k != "preconditioned" for k in kind.values()):
-        gram_keys.append(None)  # the raw Gram, also that of the averaged views
-    flat = coord_idx.reshape(-1)
+    A G Aᵀ of the raw one, exactly.
+
+    On the CPU the columns of each layer are split between torch.get_num_threads() workers that run
+    single-threaded operations side by side (sorts, logs, BLAS tiles): with operations this small,
+    threads that meet at every operation's barrier lose most of their time on a shared machine. The
+    main thread takes each layer's spectra while the workers scan the next layer."""
+    workers = torch.get_num_threads() if device.type == "cpu" else 1
+    # per worker: a third of its share for the float32 slab, the rest for a block's working set (u,
+    # and per view its values and those of its null with their logs and cumulative sums, float64)
+    share = chunk_mb * 2**20 / workers
+    slab = max(1, int(share / 3 / (4 * p)))
+    widths = (slab, min(slab, max(1, int(share * 2 / 3 / (p * (8 + 32 * len(views)))))))
+    amats = {
+        v: torch.from_numpy(averaging_matrix(p, spec[1])).to(device)
+        for v, spec in views.items()
+        if spec and spec[0] == "averaged"
+    }
+    n_coords = coord_idx.size
     out = {
         v: {
             "var": torch.empty(d, dtype=torch.float32, device=device),
             "null_scale": torch.empty(d, dtype=torch.float32, device=device),
             "gram_all": torch.zeros(p, p, dtype=torch.float64, device=device),
             "spectra": {},
-            "pooled": _streams(p, d, layers, device),
-            "null": _streams(p, d, layers, device),
             "norms": np.zeros((p, len(layers))),
-            "coords": np.full((p, flat.size), np.nan, dtype=np.float32),
+            "coords": np.full((p, n_coords), np.nan, dtype=np.float32),
         }
         for v in views
     }
-    nulls = {v: GaussianColumns(p, hash_seed(split_seed, v), device) for v in views}
+
+    def finish_layer(i: int, layer: Layer, parts: list[dict[str | None, torch.Tensor]]) -> None:
+        grams = {k: _symmetric(sum(part[k] for part in parts)) for k in parts[0]}
+        for v, spec in views.items():
+            if spec is None:
+                gram = grams[None]
+            elif spec[0] == "preconditioned":
+                gram = grams[v]
+            else:
+                gram = amats[v] @ grams[None] @ amats[v].T
+            st = out[v]
+            st["spectra"][layer.name] = _spectrum(gram, p)
+            st["norms"][:, i] = gram.diagonal().sqrt().cpu().numpy()
+            st["gram_all"] += gram
+
+    threads = torch.get_num_threads()
     fd = os.open(spill, os.O_RDONLY)
+    torch.set_num_threads(1)
     try:
-        for i, layer in enumerate(layers):
-            grams = {k: torch.zeros(p, p, dtype=torch.float64, device=device) for k in gram_keys}
-            for s in range(layer.start, layer.stop, width):
-                e = min(s + width, layer.stop)
-                g = _read_block(fd, p, d, s, e).to(device)
-                u = g.to(torch.float64)
-                u -= u.sum(dim=0) / p
-                var_u = u.square().sum(dim=0) / (p - 1)
-                iqr_u = iqr_scale(g)  # u = g − ḡ has the order statistics of g, shifted
-                if None in grams:
-                    _gram_add(grams[None], u)
-                sel = np.flatnonzero((flat >= s) & (flat < e))
-                cols = torch.from_numpy(flat[sel] - s).to(device)
-                for v, spec in views.items():
-                    if kind[v] == "raw":
-                        x, var, iqr = u, var_u, iqr_u
-                    elif kind[v] == "preconditioned":
-                        w = spec[1][s:e]
-                        x, var, iqr = u * w, var_u * w.square(), iqr_u * w  # IQR(u·w) = w·IQR(u)
-                        _gram_add(grams[v], x)
-                    else:
-                        x = _circular_ema(u, w_hat[v])
-                        var, iqr = x.square().sum(dim=0) / (p - 1), iqr_scale(x)
-                    st = out[v]
-                    scale = torch.where(iqr > 0, iqr, var.sqrt())
-                    st["var"][s:e] = var
-                    st["null_scale"][s:e] = scale
-                    _push(st["pooled"], layer, s, x)
-                    # the null is the draws times the scale as stored (float32)
-                    z = nulls[v].columns(s, e).to(torch.float64).mul_(st["null_scale"][s:e])
-                    _push(st["null"], layer, s, z)
-                    st["coords"][:, sel] = x[:, cols].float().cpu().numpy()
-            raw = _symmetric(grams[None]) if None in grams else None
-            for v in views:
-                if kind[v] == "raw":
-                    gram = raw
-                elif kind[v] == "preconditioned":
-                    gram = _symmetric(grams[v])
-                else:
-                    gram = amats[v] @ raw @ amats[v].T
-                st = out[v]
-                st["spectra"][layer.name] = _spectrum(gram, p)
-                st["norms"][:, i] = gram.diagonal().sqrt().cpu().numpy()
-                st["gram_all"] += gram
+        scanners = [
+            _Scanner(fd, p, d, layers, views, out, widths, coord_idx, split_seed, device)
+            for _ in range(workers)
+        ]
+        with ThreadPoolExecutor(workers) as pool:
+            previous = None
+            for i, layer in enumerate(layers):
+                bounds = np.linspace(layer.start, layer.stop, workers + 1).astype(int).tolist()
+                futures = [
+                    pool.submit(sc.scan, layer, a, b)
+                    for sc, a, b in zip(scanners, bounds[:-1], bounds[1:], strict=True)
+                    if a < b
+                ]
+                if previous is not None:
+                    finish_layer(*previous)
+                previous = (i, layer, [f.result() for f in futures])
+            finish_layer(*previous)
+        for st in out.values():
+            st["spectra"][ALL] = _spectrum(st["gram_all"], p)
+            st["gram_all"] = (st["gram_all"] / (p - 1)).cpu().numpy()
     finally:
+        torch.set_num_threads(threads)
         os.close(fd)
-    for st in out.values():
-        st["spectra"][ALL] = _spectrum(st["gram_all"], p)
-        st["gram_all"] = (st["gram_all"] / (p - 1)).cpu().numpy()
+    for v, st in out.items():
+        st["pooled"] = _merged([sc.pooled[v] for sc in scanners])
+        st["null"] = _merged([sc.null[v] for sc in scanners])
     return out
+
+
+def _merged(parts: list[dict[str, PooledStream]]) -> dict[str, PooledStream]:
+    """The workers' streams summed (each holds the block pieces and row sums of its own columns)."""
+    for other in parts[1:]:
+        for name, stream in parts[0].items():
+            stream.y += other[name].y
+            stream.row_log_x += other[name].row_log_x
+    return parts[0]
 
 
 def _spectrum(gram: torch.Tensor, p: int) -> np.ndarray:
