@@ -10,14 +10,21 @@ Views (DESIGN.md §3):
 - ``averaged`` (SGD-M, Adam/AdamW, Adai/AdaiW): the β-EMA of the sequence of noise draws, taken
   circularly so that every draw is stationary, a_k = c Σ_{j<P} β^j u_{(k−j) mod P} with
   c = (1 − β)/(1 − β^P), then rescaled by 1/√(c² Σ_{j<P} β^{2j}) so that iid noise keeps its variance.
-  It obeys a_k = β a_{k−1} + (1 − β) u_k with a_{−1} = a_{P−1} = c Σ_j β^j g_{P−1−j} − ḡ.
+  As a matrix, a = A u with A circulant (``averaging_matrix``); streamed as a circular convolution
+  along the samples (FFT), and its Gram matrix is A G Aᵀ of the raw one.
 
-How it streams: one gradient pass writes each g_k (float32) to a scratch file in $TMPDIR while summing
-ḡ; a column pass then reads P × c blocks (c columns at a time, within one layer) for the exact P × P
-Gram matrices, per-coordinate variances and robust scales; a row pass reads g_k one at a time for the row-major pooled
-statistics (the reference estimator's block sums, with the partial block carried across rows), the
-Gaussian-null stream, layer norms and the stored coordinates. Memory: a few D-vectors and one P × c
-block; the gradients are computed once, as in the reference.
+How it streams: one gradient pass writes each g_k (float32, row-major) to a scratch file in $TMPDIR and
+does nothing else. One read of that file, in P × c column blocks within a layer (every block holds all
+P values of its coordinates, so ḡ, u, variances and order statistics are exact), then gives every
+statistic: the exact P × P Gram matrices per layer and of the whole network (their diagonals are the
+layer norms), per-coordinate variances and robust scales, the stored coordinates, and the row-major
+pooled statistics of the reference estimator, whose block structure is known in advance: each block
+adds, row by row, the pieces of the K1-blocks that cross it. The Gaussian null is drawn in seeded
+column tiles, so it is streamed the same way. Memory: a few D-vectors and a few P × c blocks per
+worker; the gradients are computed once, as in the reference. Nothing is accumulated during the
+gradient pass on purpose: work there contends with the backward passes for the same cores (measured:
+a statistics thread beside a 2-thread backward slowed it 3×), and every statistic but the sums needs
+ḡ, hence all P gradients.
 """
 
 from __future__ import annotations
@@ -303,7 +310,7 @@ def _order_statistics(v: torch.Tensor, ranks: list[int]) -> torch.Tensor:
 
 def _gram_add(acc: torch.Tensor, x: torch.Tensor) -> None:
     """acc += x xᵀ. On the CPU only the tiles on and below the diagonal, GRAM_TILE rows at a time: the
-    product is symmetric, so this is about half the flops of x @ x.T (see _symmetric)."""
+    product is symmetric, so this is about half the flops of x @ x.T (see _symmetric_sum)."""
     if x.device.type != "cpu":
         acc.addmm_(x, x.T)
         return
@@ -312,8 +319,13 @@ def _gram_add(acc: torch.Tensor, x: torch.Tensor) -> None:
         acc[i:j, :j].addmm_(x[i:j], x[:j].T)
 
 
-def _symmetric(lower: torch.Tensor) -> torch.Tensor:
-    return torch.tril(lower) + torch.tril(lower, -1).T
+def _symmetric_sum(lowers: list[torch.Tensor]) -> torch.Tensor:
+    """The symmetric matrix whose lower triangle is the sum of `lowers` (in place, in the first)."""
+    out = lowers[0]
+    for other in lowers[1:]:
+        out += other
+    out.tril_()
+    return out.add_(out.tril(-1).T)
 
 
 def _push(streams: dict[str, PooledStream], layouts: dict[str, tuple], x: torch.Tensor) -> None:
@@ -452,7 +464,7 @@ def _column_pass(
     }
 
     def finish_layer(i: int, layer: Layer, parts: list[dict[str | None, torch.Tensor]]) -> None:
-        grams = {k: _symmetric(sum(part[k] for part in parts)) for k in parts[0]}
+        grams = {k: _symmetric_sum([part[k] for part in parts]) for k in parts[0]}
         for v, spec in views.items():
             if spec is None:
                 gram = grams[None]
@@ -473,18 +485,19 @@ def _column_pass(
             _Scanner(fd, p, d, layers, views, out, widths, coord_idx, split_seed, device)
             for _ in range(workers)
         ]
-        with ThreadPoolExecutor(workers) as pool:
+        # the main thread is one of the workers: it reuses the memory the gradient pass freed
+        with ThreadPoolExecutor(max(1, workers - 1)) as pool:
             previous = None
             for i, layer in enumerate(layers):
                 bounds = np.linspace(layer.start, layer.stop, workers + 1).astype(int).tolist()
                 futures = [
                     pool.submit(sc.scan, layer, a, b)
-                    for sc, a, b in zip(scanners, bounds[:-1], bounds[1:], strict=True)
-                    if a < b
+                    for sc, a, b in zip(scanners[1:], bounds[1:-1], bounds[2:], strict=True)
                 ]
                 if previous is not None:
                     finish_layer(*previous)
-                previous = (i, layer, [f.result() for f in futures])
+                parts = [scanners[0].scan(layer, bounds[0], bounds[1])]
+                previous = (i, layer, parts + [f.result() for f in futures])
             finish_layer(*previous)
         for st in out.values():
             st["spectra"][ALL] = _spectrum(st["gram_all"], p)
