@@ -30,6 +30,7 @@ streaming sampler alone on ResNet-18, whose P × D matrix would not fit here.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import multiprocessing as mp
 import os
@@ -106,16 +107,26 @@ def streaming(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, ch
 
 
 def _worker(kind: str, model_name: str, p: int, batch: int, chunk_mb: float, queue) -> None:
+    logging.basicConfig(level=logging.INFO, format="      %(message)s")  # the sampler's phases
     torch.set_num_threads(THREADS)
     model, x, y = _setup(model_name, p, batch)
     base = _rss_mib()
+    cpu = time.process_time()
     start = time.perf_counter()
     if kind == "reference":
         alpha = official_eval_loop(model, x, y, batch)
     else:
         alpha = streaming(model, x, y, batch, chunk_mb)
     elapsed = time.perf_counter() - start
-    queue.put({"kind": kind, "seconds": elapsed, "extra_mib": _rss_mib() - base, "alpha": alpha})
+    queue.put(
+        {
+            "kind": kind,
+            "seconds": elapsed,
+            "cpu_seconds": time.process_time() - cpu,
+            "extra_mib": _rss_mib() - base,
+            "alpha": alpha,
+        }
+    )
 
 
 def measure(kind: str, model_name: str, p: int, batch: int, chunk_mb: float) -> dict:
@@ -131,7 +142,7 @@ def measure(kind: str, model_name: str, p: int, batch: int, chunk_mb: float) -> 
 
 def _print_run(r: dict) -> None:
     print(
-        f"    {r['kind']:9s}: {r['seconds']:6.1f} s, additional peak memory "
+        f"    {r['kind']:9s}: {r['seconds']:6.1f} s (CPU {r['cpu_seconds']:6.1f} s), additional peak memory "
         f"{r['extra_mib']:7.0f} MiB, pooled α̂ = {r['alpha']:.7f}"
     )
 

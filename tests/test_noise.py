@@ -55,12 +55,12 @@ def _is_prime(n: int) -> bool:
 
 
 def _assert_stream_matches(stream, m: np.ndarray) -> None:
-    """The stream's per-row sums equal those of the reference layout of m: Σ log(|x|+eps) per row, and
-    the block sums Y (K1 consecutive entries of the row-major flattening) up to the rounding of a sum
-    taken in another order, |ΔY| ≤ 1e-12 Σ|x| over the block, hence Σ log(|Y|+eps) and the count of
-    the blocks completed in each row."""
+    """The stream's per-row sums equal those of the reference layout of m: Σ log(|x|+eps) per row (the
+    logs in the dtype of m), and the block sums Y (K1 consecutive entries of the row-major flattening,
+    in float64) up to the rounding of a sum taken in another order, |ΔY| ≤ 1e-12 Σ|x| over the
+    block, hence Σ log(|Y|+eps) and the count of the blocks completed in each row."""
     p, n = m.shape
-    flat = m.reshape(-1)
+    flat = m.reshape(-1).astype(np.float64)
     k1 = ref_k1(flat.size)
     y = flat.reshape(-1, k1).sum(axis=1)
     tol_y = 1e-12 * np.abs(flat).reshape(-1, k1).sum(axis=1)
@@ -68,7 +68,8 @@ def _assert_stream_matches(stream, m: np.ndarray) -> None:
     assert stream.k1 == k1
     assert np.all(np.abs(stream.y.numpy() - y) <= tol_y)
     np.testing.assert_array_equal(stream.n_y, np.bincount(rows, minlength=p))
-    np.testing.assert_allclose(stream.log_x, np.log(np.abs(m) + EPS).sum(axis=1), rtol=1e-9)
+    log_x = np.log(np.abs(m) + m.dtype.type(EPS)).sum(axis=1, dtype=np.float64)
+    np.testing.assert_allclose(stream.log_x, log_x, rtol=1e-9)
     log_y = np.bincount(rows, weights=np.log(np.abs(y) + EPS), minlength=p)
     with np.errstate(divide="ignore"):
         tol_log_y = 1e-12 + np.bincount(rows, tol_y / np.abs(y), p)  # |Δ log|Y|| ≤ |ΔY|/|Y|
@@ -134,9 +135,9 @@ def test_streamed_statistics_equal_the_materialized_noise(hidden, d_in, n, batch
         q25, q75 = np.quantile(m, [0.25, 0.75], axis=0)
         scale = (q75 - q25) / IQR_PER_STD
         np.testing.assert_allclose(st["null_scale"], scale, rtol=1e-6, atol=1e-7)
-        # the Gaussian null: the same layout on the view's draws times its scale
+        # the Gaussian null: the same layout on the view's draws times its scale, in float32
         draws = GaussianColumns(p, hash_seed(0, view), torch.device("cpu")).columns(0, d)
-        null = draws.double().numpy() * st["null_scale"].double().numpy()
+        null = (draws * st["null_scale"]).numpy()
         _assert_stream_matches(st["null"][ALL], null)
         for layer in res["layers"]:
             _assert_stream_matches(st["null"][layer.name], null[:, layer.start : layer.stop])

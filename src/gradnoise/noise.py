@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -88,14 +89,40 @@ def minibatches(
 def minibatch_gradients(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, batches: list[torch.Tensor]
 ) -> Iterator[torch.Tensor]:
-    """g_k, flattened over all parameters (float32, on the model's device), in eval mode."""
+    """g_k, flattened over all parameters (float32, on the model's device), in eval mode.
+
+    On the CPU each minibatch is split between torch.get_num_threads() single-threaded workers and
+    g_k = Σ_parts (n_part/B) ∇ mean loss of the part, the gradient of the mean loss (eval mode: no
+    example depends on another). One part per core is faster than one minibatch on all cores (the
+    small convolutions of these networks leave intra-op threads waiting at their barriers) and keeps
+    its speed on a shared machine, where threads that meet at barriers lose most of their time; the
+    next minibatch is started while this one is consumed."""
     model.eval()
-    params = [p for p in model.parameters()]
-    for idx in batches:
-        idx = idx.to(x.device)
+    params = list(model.parameters())
+    workers = torch.get_num_threads() if x.device.type == "cpu" else 1
+
+    def part(idx: torch.Tensor) -> torch.Tensor:
         loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
         grads = torch.autograd.grad(loss, params)
-        yield torch.cat([g.reshape(-1) for g in grads]).detach()
+        return torch.cat([g.reshape(-1) for g in grads])
+
+    with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+
+        def submit(idx: torch.Tensor) -> list:
+            pieces = idx.to(x.device).tensor_split(min(workers, len(idx)))
+            return [(len(i) / len(idx), pool.submit(part, i)) for i in pieces]
+
+        pending = submit(batches[0]) if batches else []
+        for k in range(len(batches)):
+            parts = [(w, f.result()) for w, f in pending]
+            pending = submit(batches[k + 1]) if k + 1 < len(batches) else []
+            if len(parts) == 1:
+                yield parts[0][1]
+                continue
+            g = parts[0][1].mul_(parts[0][0])
+            for w, other in parts[1:]:
+                g.add_(other, alpha=w)
+            yield g
 
 
 def adam_preconditioner(
@@ -267,12 +294,21 @@ def sample_split(
     coord_idx = stored_coordinates(layers, settings.coords_per_layer, settings.seed)
     with tempfile.TemporaryDirectory(prefix="gradnoise-", dir=scratch_dir) as tmp:
         spill = Path(tmp) / "gradients.f32"
+        start = time.perf_counter()
         with open(spill, "wb") as f:
             for g in minibatch_gradients(model, x, y, batches):
                 f.write(g.cpu().numpy())
+        middle = time.perf_counter()
         stats = _column_pass(
             spill, p, d, layers, views, settings.chunk_mb, coord_idx, split_seed, device
         )
+    log.info(
+        "P=%d D=%d: gradient pass %.1f s, statistics %.1f s",
+        p,
+        d,
+        middle - start,
+        time.perf_counter() - middle,
+    )
     return {"P": p, "D": d, "layers": layers, "coord_index": coord_idx, "views": stats}
 
 
@@ -329,20 +365,22 @@ def _symmetric_sum(lowers: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _push(streams: dict[str, PooledStream], layouts: dict[str, tuple], x: torch.Tensor) -> None:
-    """A block of columns of one layer into the whole-network and the layer's pooled streams."""
+    """A block of columns of one layer into the whole-network and the layer's pooled streams (sums
+    in float64 whatever the dtype of x)."""
     log_x = _log_abs_row_sums(x)
-    cumsum = x.cumsum(dim=1)
+    cumsum = x.cumsum(dim=1, dtype=torch.float64)
     for name, layout in layouts.items():
         streams[name].add(cumsum, layout, log_x)
 
 
 def _log_abs_row_sums(x: torch.Tensor) -> torch.Tensor:
-    """Σ_j log(|x_kj| + eps) for every row k; on the CPU through numpy, whose vectorized log is about
-    twice as fast as torch's."""
+    """Σ_j log(|x_kj| + eps) for every row k: the logs in the dtype of x, their sums in float64. On
+    the CPU through numpy, whose vectorized log is about twice as fast as torch's."""
     if x.device.type != "cpu":
-        return x.abs().add_(EPS).log_().sum(dim=1)
+        return x.abs().add_(EPS).log_().sum(dim=1, dtype=torch.float64)
     a = np.abs(x.numpy())
-    return torch.from_numpy(np.log(np.add(a, EPS, out=a), out=a).sum(axis=1))
+    log_a = np.log(np.add(a, a.dtype.type(EPS), out=a), out=a)
+    return torch.from_numpy(log_a.sum(axis=1, dtype=np.float64))
 
 
 def _streams(p: int, d: int, layers: list[Layer], device: torch.device) -> dict[str, PooledStream]:
@@ -420,8 +458,9 @@ class _Scanner:
             out["var"][s:e] = var
             out["null_scale"][s:e] = torch.where(iqr > 0, iqr, var.sqrt())
             _push(self.pooled[v], layouts, x)
-            # the null is the draws times the scale as stored (float32)
-            z = self.draws[v].columns(s, e).to(torch.float64).mul_(out["null_scale"][s:e])
+            # the null: float32 draws times the scale as stored (float32, like the gradients; ample
+            # for a surrogate, and its logs cost a third of float64 ones)
+            z = self.draws[v].columns(s, e) * out["null_scale"][s:e]
             _push(self.null[v], layouts, z)
             out["coords"][:, sel] = x[:, cols].float().cpu().numpy()
 
@@ -486,7 +525,9 @@ def _column_pass(
             for _ in range(workers)
         ]
         # the main thread is one of the workers: it reuses the memory the gradient pass freed
-        with ThreadPoolExecutor(max(1, workers - 1)) as pool:
+        with ThreadPoolExecutor(
+            max(1, workers - 1), initializer=torch.set_num_threads, initargs=(1,)
+        ) as pool:
             previous = None
             for i, layer in enumerate(layers):
                 bounds = np.linspace(layer.start, layer.stop, workers + 1).astype(int).tolist()
