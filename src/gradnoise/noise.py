@@ -87,42 +87,58 @@ def minibatches(
 
 
 def minibatch_gradients(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batches: list[torch.Tensor]
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batches: list[torch.Tensor],
+    pool: ThreadPoolExecutor | None = None,
 ) -> Iterator[torch.Tensor]:
     """g_k, flattened over all parameters (float32, on the model's device), in eval mode.
 
-    On the CPU each minibatch is split between torch.get_num_threads() single-threaded workers and
-    g_k = Σ_parts (n_part/B) ∇ mean loss of the part, the gradient of the mean loss (eval mode: no
-    example depends on another). One part per core is faster than one minibatch on all cores (the
-    small convolutions of these networks leave intra-op threads waiting at their barriers) and keeps
-    its speed on a shared machine, where threads that meet at barriers lose most of their time; the
-    next minibatch is started while this one is consumed."""
+    On the CPU each minibatch is split between the single-threaded workers of `pool` (see
+    ``workers``) and g_k = Σ_parts (n_part/B) ∇ mean loss of the part, the gradient of the mean loss
+    (eval mode: no example depends on another). One part per core is faster than one minibatch on all
+    cores (the small convolutions of these networks leave intra-op threads waiting at barriers) and
+    keeps its speed on a shared machine, where threads that meet at barriers lose most of their time.
+    The next minibatch is started while this one is consumed."""
+    if pool is None:
+        with workers(x.device) as pool:
+            yield from minibatch_gradients(model, x, y, batches, pool)
+        return
     model.eval()
     params = list(model.parameters())
-    workers = torch.get_num_threads() if x.device.type == "cpu" else 1
+    n_parts = n_workers(x.device)
 
     def part(idx: torch.Tensor) -> torch.Tensor:
         loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-        grads = torch.autograd.grad(loss, params)
-        return torch.cat([g.reshape(-1) for g in grads])
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
 
-    with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+    def submit(idx: torch.Tensor) -> list:
+        pieces = idx.to(x.device).tensor_split(min(n_parts, len(idx)))
+        return [(len(i) / len(idx), pool.submit(part, i)) for i in pieces]
 
-        def submit(idx: torch.Tensor) -> list:
-            pieces = idx.to(x.device).tensor_split(min(workers, len(idx)))
-            return [(len(i) / len(idx), pool.submit(part, i)) for i in pieces]
+    pending = submit(batches[0]) if batches else []
+    for k in range(len(batches)):
+        parts = [(w, f.result()) for w, f in pending]
+        pending = submit(batches[k + 1]) if k + 1 < len(batches) else []
+        if len(parts) == 1:
+            yield parts[0][1]
+            continue
+        g = parts[0][1].mul_(parts[0][0])
+        for w, other in parts[1:]:
+            g.add_(other, alpha=w)
+        yield g
 
-        pending = submit(batches[0]) if batches else []
-        for k in range(len(batches)):
-            parts = [(w, f.result()) for w, f in pending]
-            pending = submit(batches[k + 1]) if k + 1 < len(batches) else []
-            if len(parts) == 1:
-                yield parts[0][1]
-                continue
-            g = parts[0][1].mul_(parts[0][0])
-            for w, other in parts[1:]:
-                g.add_(other, alpha=w)
-            yield g
+
+def n_workers(device: torch.device) -> int:
+    """One single-threaded worker per torch thread on the CPU; one on a GPU."""
+    return torch.get_num_threads() if device.type == "cpu" else 1
+
+
+def workers(device: torch.device) -> ThreadPoolExecutor:
+    """The stage's worker threads, each limited to one intra-op thread. Both passes use the same
+    threads, so the memory one pass frees is reused by the next (glibc keeps an arena per thread)."""
+    return ThreadPoolExecutor(n_workers(device), initializer=torch.set_num_threads, initargs=(1,))
 
 
 def adam_preconditioner(
@@ -292,15 +308,18 @@ def sample_split(
         for v, spec in views.items()
     }
     coord_idx = stored_coordinates(layers, settings.coords_per_layer, settings.seed)
-    with tempfile.TemporaryDirectory(prefix="gradnoise-", dir=scratch_dir) as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="gradnoise-", dir=scratch_dir) as tmp,
+        workers(device) as pool,
+    ):
         spill = Path(tmp) / "gradients.f32"
         start = time.perf_counter()
         with open(spill, "wb") as f:
-            for g in minibatch_gradients(model, x, y, batches):
+            for g in minibatch_gradients(model, x, y, batches, pool):
                 f.write(g.cpu().numpy())
         middle = time.perf_counter()
         stats = _column_pass(
-            spill, p, d, layers, views, settings.chunk_mb, coord_idx, split_seed, device
+            spill, p, d, layers, views, settings.chunk_mb, coord_idx, split_seed, device, pool
         )
     log.info(
         "P=%d D=%d: gradient pass %.1f s, statistics %.1f s",
@@ -466,7 +485,7 @@ class _Scanner:
 
 
 def _column_pass(
-    spill, p, d, layers, views, chunk_mb, coord_idx, split_seed, device
+    spill, p, d, layers, views, chunk_mb, coord_idx, split_seed, device, pool
 ) -> dict[str, dict[str, Any]]:
     """Every statistic of every view from one read of the spill file, in P × c blocks within one layer:
     the exact P × P Gram matrices (per layer and whole network), per-coordinate variances and robust
@@ -474,14 +493,14 @@ def _column_pass(
     (square roots of the Gram diagonals) and the stored coordinates. The averaged view's Gram is
     A G Aᵀ of the raw one, exactly.
 
-    On the CPU the columns of each layer are split between torch.get_num_threads() workers that run
-    single-threaded operations side by side (sorts, logs, BLAS tiles): with operations this small,
-    threads that meet at every operation's barrier lose most of their time on a shared machine. The
-    main thread takes each layer's spectra while the workers scan the next layer."""
-    workers = torch.get_num_threads() if device.type == "cpu" else 1
+    The columns of each layer are split between the single-threaded workers of `pool`, which run
+    their operations side by side (sorts, logs, BLAS tiles): with operations this small, threads
+    that meet at every operation's barrier lose most of their time on a shared machine. The main
+    thread takes each layer's spectra while the workers scan the next layer."""
+    n = n_workers(device)
     # per worker: a third of its share for the float32 slab, the rest for a block's working set (u,
     # and per view its values and those of its null with their logs and cumulative sums, float64)
-    share = chunk_mb * 2**20 / workers
+    share = chunk_mb * 2**20 / n
     slab = max(1, int(share / 3 / (4 * p)))
     widths = (slab, min(slab, max(1, int(share * 2 / 3 / (p * (8 + 32 * len(views)))))))
     amats = {
@@ -518,28 +537,23 @@ def _column_pass(
 
     threads = torch.get_num_threads()
     fd = os.open(spill, os.O_RDONLY)
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # the main thread's share: the spectra, beside the workers
     try:
         scanners = [
             _Scanner(fd, p, d, layers, views, out, widths, coord_idx, split_seed, device)
-            for _ in range(workers)
+            for _ in range(n)
         ]
-        # the main thread is one of the workers: it reuses the memory the gradient pass freed
-        with ThreadPoolExecutor(
-            max(1, workers - 1), initializer=torch.set_num_threads, initargs=(1,)
-        ) as pool:
-            previous = None
-            for i, layer in enumerate(layers):
-                bounds = np.linspace(layer.start, layer.stop, workers + 1).astype(int).tolist()
-                futures = [
-                    pool.submit(sc.scan, layer, a, b)
-                    for sc, a, b in zip(scanners[1:], bounds[1:-1], bounds[2:], strict=True)
-                ]
-                if previous is not None:
-                    finish_layer(*previous)
-                parts = [scanners[0].scan(layer, bounds[0], bounds[1])]
-                previous = (i, layer, parts + [f.result() for f in futures])
-            finish_layer(*previous)
+        previous = None
+        for i, layer in enumerate(layers):
+            bounds = np.linspace(layer.start, layer.stop, n + 1).astype(int).tolist()
+            futures = [
+                pool.submit(sc.scan, layer, a, b)
+                for sc, a, b in zip(scanners, bounds[:-1], bounds[1:], strict=True)
+            ]
+            if previous is not None:
+                finish_layer(*previous)
+            previous = (i, layer, [f.result() for f in futures])
+        finish_layer(*previous)
         for st in out.values():
             st["spectra"][ALL] = _spectrum(st["gram_all"], p)
             st["gram_all"] = (st["gram_all"] / (p - 1)).cpu().numpy()
