@@ -129,25 +129,52 @@ def _worker(kind: str, model_name: str, p: int, batch: int, chunk_mb: float, que
     )
 
 
-def measure(kind: str, model_name: str, p: int, batch: int, chunk_mb: float) -> dict:
-    """One run of one side in a fresh process."""
+def _idle_fraction(seconds: float) -> float:
+    """The fraction of the machine's CPU time spent idle over the next `seconds` (/proc/stat)."""
+
+    def times() -> list[int]:
+        with open("/proc/stat") as f:
+            return [int(v) for v in f.readline().split()[1:]]
+
+    before = times()
+    time.sleep(seconds)
+    delta = [b - a for a, b in zip(before, times(), strict=True)]
+    return (delta[3] + delta[4]) / max(sum(delta), 1)  # idle + iowait
+
+
+def wait_for_idle(max_wait: float, threshold: float = 0.95) -> None:
+    """Wait (at most `max_wait` s) until the machine has been idle for 5 s: on a shared machine other
+    work slows both sides, and intra-op threads far more than single-threaded workers."""
+    deadline = time.monotonic() + max_wait
+    while _idle_fraction(5.0) < threshold and time.monotonic() < deadline:
+        pass
+
+
+def measure(
+    kind: str, model_name: str, p: int, batch: int, chunk_mb: float, max_wait: float
+) -> dict:
+    """One run of one side in a fresh process, once the machine is idle; with the machine's load
+    average before and after the run."""
+    wait_for_idle(max_wait)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_worker, args=(kind, model_name, p, batch, chunk_mb, queue))
+    load = os.getloadavg()[0]
     proc.start()
     result = queue.get()
     proc.join()
-    return result
+    return result | {"load": (load, os.getloadavg()[0])}
 
 
 def _print_run(r: dict) -> None:
     print(
         f"    {r['kind']:9s}: {r['seconds']:6.1f} s (CPU {r['cpu_seconds']:6.1f} s), additional peak memory "
-        f"{r['extra_mib']:7.0f} MiB, pooled α̂ = {r['alpha']:.7f}"
+        f"{r['extra_mib']:7.0f} MiB, pooled α̂ = {r['alpha']:.7f}; load {r['load'][0]:.1f} → "
+        f"{r['load'][1]:.1f}"
     )
 
 
-def compare(p: int, batch: int, repeats: int, chunk_mb: float) -> None:
+def compare(p: int, batch: int, repeats: int, chunk_mb: float, max_wait: float) -> None:
     d = sum(q.numel() for q in build_model({"name": "alexnet_small"}, (3, 32, 32), 10).parameters())
     print(
         f"small AlexNet: D = {d:,}, P = {p}, B = {batch}; "
@@ -156,7 +183,7 @@ def compare(p: int, batch: int, repeats: int, chunk_mb: float) -> None:
     runs = {"reference": [], "streaming": []}
     for _ in range(repeats):
         for kind in runs:
-            r = measure(kind, "alexnet_small", p, batch, chunk_mb)
+            r = measure(kind, "alexnet_small", p, batch, chunk_mb, max_wait)
             _print_run(r)
             runs[kind].append(r)
     ref, new = (
@@ -191,9 +218,12 @@ def main() -> None:
     ap.add_argument("--chunk-mb", type=float, default=16.0)
     ap.add_argument("--resnet-batch", type=int, default=4)
     ap.add_argument("--skip-resnet", action="store_true")
+    ap.add_argument(
+        "--max-wait", type=float, default=300, help="s to wait for an idle machine before a run"
+    )
     args = ap.parse_args()
     for p in args.p:
-        compare(p, args.batch, args.repeats, args.chunk_mb)
+        compare(p, args.batch, args.repeats, args.chunk_mb, args.max_wait)
     if args.skip_resnet:
         return
     p = args.p[0]
@@ -203,7 +233,7 @@ def main() -> None:
         f"ResNet-18: D = {d:,}, P = {p}: the reference's P × D float32 alone is "
         f"{p * d * 4 / 2**30:.1f} GiB (it holds two at once); this machine has {total:.1f} GiB"
     )
-    r = measure("streaming", "resnet18", p, args.resnet_batch, args.chunk_mb)
+    r = measure("streaming", "resnet18", p, args.resnet_batch, args.chunk_mb, args.max_wait)
     print(f"  streaming, B = {args.resnet_batch}:")
     _print_run(r)
 

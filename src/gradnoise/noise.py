@@ -87,58 +87,16 @@ def minibatches(
 
 
 def minibatch_gradients(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    batches: list[torch.Tensor],
-    pool: ThreadPoolExecutor | None = None,
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batches: list[torch.Tensor]
 ) -> Iterator[torch.Tensor]:
-    """g_k, flattened over all parameters (float32, on the model's device), in eval mode.
-
-    On the CPU each minibatch is split between the single-threaded workers of `pool` (see
-    ``workers``) and g_k = Σ_parts (n_part/B) ∇ mean loss of the part, the gradient of the mean loss
-    (eval mode: no example depends on another). One part per core is faster than one minibatch on all
-    cores (the small convolutions of these networks leave intra-op threads waiting at barriers) and
-    keeps its speed on a shared machine, where threads that meet at barriers lose most of their time.
-    The next minibatch is started while this one is consumed."""
-    if pool is None:
-        with workers(x.device) as pool:
-            yield from minibatch_gradients(model, x, y, batches, pool)
-        return
+    """g_k, flattened over all parameters (float32, on the model's device), in eval mode: the
+    reference's per-batch gradient, one minibatch at a time on all intra-op threads."""
     model.eval()
     params = list(model.parameters())
-    n_parts = n_workers(x.device)
-
-    def part(idx: torch.Tensor) -> torch.Tensor:
+    for idx in batches:
+        idx = idx.to(x.device)
         loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
-
-    def submit(idx: torch.Tensor) -> list:
-        pieces = idx.to(x.device).tensor_split(min(n_parts, len(idx)))
-        return [(len(i) / len(idx), pool.submit(part, i)) for i in pieces]
-
-    pending = submit(batches[0]) if batches else []
-    for k in range(len(batches)):
-        parts = [(w, f.result()) for w, f in pending]
-        pending = submit(batches[k + 1]) if k + 1 < len(batches) else []
-        if len(parts) == 1:
-            yield parts[0][1]
-            continue
-        g = parts[0][1].mul_(parts[0][0])
-        for w, other in parts[1:]:
-            g.add_(other, alpha=w)
-        yield g
-
-
-def n_workers(device: torch.device) -> int:
-    """One single-threaded worker per torch thread on the CPU; one on a GPU."""
-    return torch.get_num_threads() if device.type == "cpu" else 1
-
-
-def workers(device: torch.device) -> ThreadPoolExecutor:
-    """The stage's worker threads, each limited to one intra-op thread. Both passes use the same
-    threads, so the memory one pass frees is reused by the next (glibc keeps an arena per thread)."""
-    return ThreadPoolExecutor(n_workers(device), initializer=torch.set_num_threads, initargs=(1,))
+        yield torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
 
 
 def adam_preconditioner(
@@ -308,18 +266,15 @@ def sample_split(
         for v, spec in views.items()
     }
     coord_idx = stored_coordinates(layers, settings.coords_per_layer, settings.seed)
-    with (
-        tempfile.TemporaryDirectory(prefix="gradnoise-", dir=scratch_dir) as tmp,
-        workers(device) as pool,
-    ):
+    with tempfile.TemporaryDirectory(prefix="gradnoise-", dir=scratch_dir) as tmp:
         spill = Path(tmp) / "gradients.f32"
         start = time.perf_counter()
         with open(spill, "wb") as f:
-            for g in minibatch_gradients(model, x, y, batches, pool):
+            for g in minibatch_gradients(model, x, y, batches):
                 f.write(g.cpu().numpy())
         middle = time.perf_counter()
         stats = _column_pass(
-            spill, p, d, layers, views, settings.chunk_mb, coord_idx, split_seed, device, pool
+            spill, p, d, layers, views, settings.chunk_mb, coord_idx, split_seed, device
         )
     log.info(
         "P=%d D=%d: gradient pass %.1f s, statistics %.1f s",
@@ -485,7 +440,7 @@ class _Scanner:
 
 
 def _column_pass(
-    spill, p, d, layers, views, chunk_mb, coord_idx, split_seed, device, pool
+    spill, p, d, layers, views, chunk_mb, coord_idx, split_seed, device
 ) -> dict[str, dict[str, Any]]:
     """Every statistic of every view from one read of the spill file, in P × c blocks within one layer:
     the exact P × P Gram matrices (per layer and whole network), per-coordinate variances and robust
@@ -493,14 +448,15 @@ def _column_pass(
     (square roots of the Gram diagonals) and the stored coordinates. The averaged view's Gram is
     A G Aᵀ of the raw one, exactly.
 
-    The columns of each layer are split between the single-threaded workers of `pool`, which run
-    their operations side by side (sorts, logs, BLAS tiles): with operations this small, threads
-    that meet at every operation's barrier lose most of their time on a shared machine. The main
-    thread takes each layer's spectra while the workers scan the next layer."""
-    n = n_workers(device)
+    On the CPU the columns of each layer are split between torch.get_num_threads() single-threaded
+    workers that run their operations side by side (sorts, logs, BLAS tiles): operations this small
+    scale poorly over intra-op threads, which meet at every operation's barrier. The main thread is
+    one of the workers (it reuses the memory the gradient pass freed; glibc keeps an arena per
+    thread) and takes each layer's spectra while the others scan the next layer."""
+    workers = torch.get_num_threads() if device.type == "cpu" else 1
     # per worker: a third of its share for the float32 slab, the rest for a block's working set (u,
     # and per view its values and those of its null with their logs and cumulative sums, float64)
-    share = chunk_mb * 2**20 / n
+    share = chunk_mb * 2**20 / workers
     slab = max(1, int(share / 3 / (4 * p)))
     widths = (slab, min(slab, max(1, int(share * 2 / 3 / (p * (8 + 32 * len(views)))))))
     amats = {
@@ -537,23 +493,27 @@ def _column_pass(
 
     threads = torch.get_num_threads()
     fd = os.open(spill, os.O_RDONLY)
-    torch.set_num_threads(1)  # the main thread's share: the spectra, beside the workers
+    torch.set_num_threads(1)
     try:
         scanners = [
             _Scanner(fd, p, d, layers, views, out, widths, coord_idx, split_seed, device)
-            for _ in range(n)
+            for _ in range(workers)
         ]
-        previous = None
-        for i, layer in enumerate(layers):
-            bounds = np.linspace(layer.start, layer.stop, n + 1).astype(int).tolist()
-            futures = [
-                pool.submit(sc.scan, layer, a, b)
-                for sc, a, b in zip(scanners, bounds[:-1], bounds[1:], strict=True)
-            ]
-            if previous is not None:
-                finish_layer(*previous)
-            previous = (i, layer, [f.result() for f in futures])
-        finish_layer(*previous)
+        with ThreadPoolExecutor(
+            max(1, workers - 1), initializer=torch.set_num_threads, initargs=(1,)
+        ) as pool:
+            previous = None
+            for i, layer in enumerate(layers):
+                bounds = np.linspace(layer.start, layer.stop, workers + 1).astype(int).tolist()
+                futures = [
+                    pool.submit(sc.scan, layer, a, b)
+                    for sc, a, b in zip(scanners[1:], bounds[1:-1], bounds[2:], strict=True)
+                ]
+                if previous is not None:
+                    finish_layer(*previous)
+                parts = [scanners[0].scan(layer, bounds[0], bounds[1])]
+                previous = (i, layer, parts + [f.result() for f in futures])
+            finish_layer(*previous)
         for st in out.values():
             st["spectra"][ALL] = _spectrum(st["gram_all"], p)
             st["gram_all"] = (st["gram_all"] / (p - 1)).cpu().numpy()
