@@ -15,16 +15,19 @@ the DataLoader's batch copies (slices of in-memory tensors here).
 Streaming: ``gradnoise.noise.sample_split`` with the raw view, computing everything it computes in the
 pipeline (pooled block sums of the noise and of its Gaussian null, whole network and per layer; exact
 P × P Gram matrices and spectra per layer; per-coordinate variances and robust scales; layer norms;
-stored coordinates), in float64.
+stored coordinates), in float64; it logs the time of its two phases (gradient pass, statistics).
 
 Model: the reference small CIFAR AlexNet on random CIFAR-shaped inputs. Each measurement runs in a
-fresh process with 2 torch threads; the additional peak memory is the peak RSS beyond the RSS after
-loading data and model. The machine is shared and noisy: every measurement is repeated (--repeats),
-reference and streaming alternating, and all runs are printed; the ratios use the medians. Then the
-streaming sampler alone on ResNet-18, whose P × D matrix would not fit here.
+fresh process with 2 torch threads, once the machine has been idle for 5 s (at most --max-wait s);
+the additional peak memory is the peak RSS beyond the RSS after loading data and model. The machine
+is shared and noisy (other work slows the reference's intra-op threads far more than the sampler's
+single-threaded workers): every measurement is repeated (--repeats), reference and streaming
+alternating, all runs are printed with the load average before and after, and the ratios use the
+medians (time also the fastest runs). Then the streaming sampler alone on ResNet-18, whose P × D
+matrix would not fit here.
 
     python benchmarks/noise.py [--p 500 1000] [--batch 100] [--repeats 2] [--chunk-mb 16]
-                               [--resnet-batch 4] [--skip-resnet]
+                               [--resnet-batch 4] [--skip-resnet] [--max-wait 300]
 """
 
 from __future__ import annotations
@@ -194,9 +197,12 @@ def compare(p: int, batch: int, repeats: int, chunk_mb: float, max_wait: float) 
         for kind in ("reference", "streaming")
     )
     each = [n["seconds"] / r["seconds"] for r, n in zip(*runs.values(), strict=True)]
+    fastest = min(r["seconds"] for r in runs["streaming"]) / min(
+        r["seconds"] for r in runs["reference"]
+    )
     print(
-        f"  time streaming / reference = {new['seconds'] / ref['seconds']:.2f} "
-        f"(run by run: {', '.join(f'{t:.2f}' for t in each)})"
+        f"  time streaming / reference = {new['seconds'] / ref['seconds']:.2f} (medians; fastest "
+        f"runs {fastest:.2f}; run by run {', '.join(f'{t:.2f}' for t in each)})"
     )
     print(
         f"  additional memory streaming / reference = "

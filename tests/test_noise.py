@@ -89,11 +89,23 @@ SHAPES = [(13, 5, 300, 20), (8, 7, 250, 10), (3, 20, 70, 10)]
 CHUNK_MB = [1e-4, 0.01, 64.0]
 
 
+@pytest.fixture(params=[1, 3], ids=["1 worker", "3 workers"])
+def workers(request):
+    """The column pass runs one worker per torch thread: one, and three (uneven column splits)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("chunk_mb", CHUNK_MB)
 @pytest.mark.parametrize(("hidden", "d_in", "n", "batch"), SHAPES)
-def test_streamed_statistics_equal_the_materialized_noise(hidden, d_in, n, batch, chunk_mb):
-    """Every statistic of every view, streamed in column blocks of any width, equals the one computed
-    from the materialized P × D noise of that view (and, for the null, from the materialized draws)."""
+def test_streamed_statistics_equal_the_materialized_noise(
+    hidden, d_in, n, batch, chunk_mb, workers
+):
+    """Every statistic of every view, streamed in column blocks of any width by any number of
+    workers, equals the one computed from the materialized P × D noise of that view (and, for the
+    null, from the materialized draws)."""
     model, x, y = _setup(hidden, d_in, n)
     u = _materialized(model, x, y, batch)
     w = torch.rand(u.shape[1], dtype=torch.float64) + 0.5
