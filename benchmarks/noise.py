@@ -26,7 +26,7 @@ alternating, all runs are printed with the load average before and after, and th
 medians (time also the fastest runs). Then the streaming sampler alone on ResNet-18, whose P × D
 matrix would not fit here.
 
-    python benchmarks/noise.py [--p 500 1000] [--batch 100] [--repeats 2] [--chunk-mb 16]
+    python benchmarks/noise.py [--p 500 1000] [--batch 100] [--repeats 2] [--chunk-mb-per-500 8]
                                [--resnet-batch 4] [--skip-resnet] [--max-wait 300]
 """
 
@@ -180,8 +180,8 @@ def _print_run(r: dict) -> None:
 def compare(p: int, batch: int, repeats: int, chunk_mb: float, max_wait: float) -> None:
     d = sum(q.numel() for q in build_model({"name": "alexnet_small"}, (3, 32, 32), 10).parameters())
     print(
-        f"small AlexNet: D = {d:,}, P = {p}, B = {batch}; "
-        f"P × D float32 = {p * d * 4 / 2**30:.2f} GiB; {THREADS} torch threads"
+        f"small AlexNet: D = {d:,}, P = {p}, B = {batch}; P × D float32 = "
+        f"{p * d * 4 / 2**30:.2f} GiB; {THREADS} torch threads; sampler chunk_mb = {chunk_mb:g}"
     )
     runs = {"reference": [], "streaming": []}
     for _ in range(repeats):
@@ -221,7 +221,13 @@ def main() -> None:
     ap.add_argument("--p", type=int, nargs="+", default=[500, 1000])
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--chunk-mb", type=float, default=16.0)
+    ap.add_argument(
+        "--chunk-mb-per-500",
+        type=float,
+        default=8.0,
+        help="the sampler's column-pass memory budget (NoiseSettings.chunk_mb) per 500 minibatches: "
+        "it grows with P, as the reference's memory does",
+    )
     ap.add_argument("--resnet-batch", type=int, default=4)
     ap.add_argument("--skip-resnet", action="store_true")
     ap.add_argument(
@@ -229,7 +235,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     for p in args.p:
-        compare(p, args.batch, args.repeats, args.chunk_mb, args.max_wait)
+        compare(p, args.batch, args.repeats, args.chunk_mb_per_500 * p / 500, args.max_wait)
     if args.skip_resnet:
         return
     p = args.p[0]
@@ -239,7 +245,8 @@ def main() -> None:
         f"ResNet-18: D = {d:,}, P = {p}: the reference's P × D float32 alone is "
         f"{p * d * 4 / 2**30:.1f} GiB (it holds two at once); this machine has {total:.1f} GiB"
     )
-    r = measure("streaming", "resnet18", p, args.resnet_batch, args.chunk_mb, args.max_wait)
+    chunk_mb = args.chunk_mb_per_500 * p / 500
+    r = measure("streaming", "resnet18", p, args.resnet_batch, chunk_mb, args.max_wait)
     print(f"  streaming, B = {args.resnet_batch}:")
     _print_run(r)
 

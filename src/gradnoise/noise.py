@@ -51,7 +51,7 @@ from gradnoise.seeds import hash_seed
 
 log = logging.getLogger(__name__)
 
-NULL_TILE = 1024  # columns per separately seeded tile of the Gaussian null's draws
+NULL_TILE = 256  # columns per separately seeded tile of the Gaussian null's draws
 GRAM_TILE = 64  # rows per tile of the Gram products
 
 
