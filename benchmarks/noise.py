@@ -26,7 +26,7 @@ alternating, all runs are printed with the load average before and after, and th
 medians (time also the fastest runs). Then the streaming sampler alone on ResNet-18, whose P × D
 matrix would not fit here.
 
-    python benchmarks/noise.py [--p 500 1000] [--batch 100] [--repeats 2] [--chunk-mb-per-500 8]
+    python benchmarks/noise.py [--p 500 1000] [--batch 100] [--repeats 2] [--chunk-mb-per-500 16]
                                [--resnet-batch 4] [--skip-resnet] [--max-wait 300]
 """
 
@@ -224,7 +224,7 @@ def main() -> None:
     ap.add_argument(
         "--chunk-mb-per-500",
         type=float,
-        default=8.0,
+        default=16.0,
         help="the sampler's column-pass memory budget (NoiseSettings.chunk_mb) per 500 minibatches: "
         "it grows with P, as the reference's memory does",
     )
