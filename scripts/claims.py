@@ -7,8 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from gradnoise.claims import ClaimSettings, evaluate_claims, to_markdown
-from gradnoise.io import read_parquet, tmp_path, write_parquet
+from gradnoise.claims import ClaimSettings, evaluate_claims
+from gradnoise.io import ESCAPE_SCHEMA, SHARPNESS_SCHEMA, read_parquet, tmp_path, write_parquet
+from gradnoise.stats import to_markdown
+from gradnoise.tails import TAILS_SCHEMA
 
 import _cli
 
@@ -24,18 +26,22 @@ def main() -> None:
     args = p.parse_args()
     _cli.setup_logging()
     s = _cli.settings(args.settings)
-    runs = pd.concat([read_parquet(f).to_pandas() for f in args.sharpness], ignore_index=True)
-    claims = evaluate_claims(
-        read_parquet(args.tails).to_pandas(),
-        read_parquet(args.escape).to_pandas(),
-        runs,
-        ClaimSettings(**s),
+    runs = pd.concat(
+        [read_parquet(f, schema=SHARPNESS_SCHEMA).to_pandas() for f in args.sharpness],
+        ignore_index=True,
     )
-    write_parquet(pa.Table.from_pandas(claims, preserve_index=False), args.out_parquet, s)
+    claims = evaluate_claims(
+        read_parquet(args.tails, schema=TAILS_SCHEMA).to_pandas(),
+        read_parquet(args.escape, schema=ESCAPE_SCHEMA).to_pandas(),
+        runs,
+        ClaimSettings(**s["claims"]),
+    )
+    write_parquet(pa.Table.from_pylist(claims.to_dict("records")), args.out_parquet, s)
+    text = to_markdown(claims, f"Claims of Zhou et al. (2020) — experiment `{args.experiment}`")
     tmp = tmp_path(Path(args.out_md))
-    tmp.write_text(to_markdown(claims, args.experiment))
+    tmp.write_text(text)
     tmp.replace(args.out_md)
-    print(to_markdown(claims, args.experiment))
+    print(text)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,17 @@ import numpy as np
 import pandas as pd
 
 from gradnoise import figures
-from gradnoise.io import FIGURES, read_parquet, read_settings, tmp_path
+from gradnoise.io import (
+    ESCAPE_SCHEMA,
+    FIGURES,
+    HISTORY_SCHEMA,
+    NOISE_SAMPLES_SCHEMA,
+    SHARPNESS_SCHEMA,
+    read_parquet,
+    read_settings,
+    tmp_path,
+)
+from gradnoise.tails import TAILS_SCHEMA
 
 import _cli  # noqa: F401  (puts this repository's src/ first on the path)
 
@@ -21,7 +31,7 @@ log = logging.getLogger("figures")
 
 def _histogram_input(noise_file: str) -> tuple[np.ndarray, str]:
     """Stored raw-noise coordinates of the largest layer (training split) of a noise file."""
-    t = read_parquet(noise_file).to_pandas()
+    t = read_parquet(noise_file, schema=NOISE_SAMPLES_SCHEMA).to_pandas()
     t = t[(t.view == "raw") & (t.split == "train")]
     counts = t.coords.map(lambda c: np.isfinite(c).sum())
     layer = counts.groupby(t.layer, observed=True).max().idxmax()
@@ -29,9 +39,10 @@ def _histogram_input(noise_file: str) -> tuple[np.ndarray, str]:
 
 
 def _history(path: str) -> pd.DataFrame:
-    """A run's history with its optimizer and seed (kept in the file's metadata) as columns."""
-    run = read_settings(path)
-    return read_parquet(path).to_pandas().assign(optimizer=run["optimizer"], seed=run["seed"])
+    """A run's history with its arm and seed (kept in the file's metadata) as columns."""
+    run = read_settings(path)["run"]
+    table = read_parquet(path, schema=HISTORY_SCHEMA).to_pandas()
+    return table.assign(arm=run["arm"], seed=run["seed"])
 
 
 def main() -> None:
@@ -48,43 +59,47 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO)
     s = json.loads(args.settings)
-    tails = read_parquet(args.tails).to_pandas()
-    escape = read_parquet(args.escape).to_pandas()
+    style = figures.ArmStyle({arm: tuple(v) for arm, v in s["arms"].items()})
+    tails = read_parquet(args.tails, schema=TAILS_SCHEMA).to_pandas()
+    escape = read_parquet(args.escape, schema=ESCAPE_SCHEMA).to_pandas()
     history = pd.concat([_history(f) for f in args.histories])
-    runs = pd.concat([read_parquet(f).to_pandas() for f in args.sharpness])
+    runs = pd.concat([read_parquet(f, schema=SHARPNESS_SCHEMA).to_pandas() for f in args.sharpness])
     coords, layer = _histogram_input(args.noise)
-    noise_run = read_settings(args.noise)
+    noise = read_settings(args.noise)
     mc = tails[
-        (tails.optimizer == noise_run["optimizer"])
-        & (tails.seed == noise_run["seed"])
-        & (tails.step == noise_run["step"])
+        (tails.arm == noise["run"]["arm"])
+        & (tails.seed == noise["run"]["seed"])
+        & (tails.step == noise["step"])
         & (tails.layer == layer)
         & (tails.view == "raw")
         & (tails.split == "train")
         & (tails.estimator == "mcculloch")
     ]
     alpha = float(mc.value.iloc[0]) if len(mc) else float("nan")
-    split = s["split"]
+    fs = s["figures"]
+    split = fs["split"]
     made = {
-        "alpha_vs_iteration": figures.alpha_vs_iteration(tails, split, s["dataset"]),
-        "noise_histogram": figures.noise_histogram(coords, alpha, layer, noise_run["optimizer"]),
-        "covariance_spectra": figures.covariance_spectra(tails, split),
-        "escape_vs_eps": figures.escape_vs_eps(escape),
-        "escape_sgd_vs_adam": figures.escape_sgd_vs_adam(escape),
-        "training_curves": figures.training_curves(history),
-        "weight_distance": figures.weight_distance(history),
-        "sharpness_vs_accuracy": figures.sharpness_vs_accuracy(runs),
+        "alpha_vs_iteration": figures.alpha_vs_iteration(tails, split, s["dataset"], style),
+        "noise_histogram": figures.noise_histogram(
+            coords, alpha, layer, style.label(noise["run"]["arm"])
+        ),
+        "covariance_spectra": figures.covariance_spectra(tails, split, style),
+        "escape_vs_eps": figures.escape_vs_eps(escape, style),
+        "escape_sgd_vs_adam": figures.escape_sgd_vs_adam(escape, style),
+        "training_curves": figures.training_curves(history, style),
+        "weight_distance": figures.weight_distance(history, style),
+        "sharpness_vs_accuracy": figures.sharpness_vs_accuracy(runs, style),
     }
     out = Path(args.outdir)
     out.mkdir(parents=True, exist_ok=True)
     for name in FIGURES:  # the contract the workflow declares as outputs
         fig = made[name]
-        for fmt in s["formats"]:
+        for fmt in fs["formats"]:
             path = out / f"{name}.{fmt}"
             tmp = tmp_path(path)
             fig.savefig(
                 tmp,
-                dpi=s["dpi"],
+                dpi=fs["dpi"],
                 format=fmt,
                 metadata={"Creator": "gradnoise"}
                 if fmt == "png"

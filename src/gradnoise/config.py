@@ -5,7 +5,6 @@ Every error names the key and, where there is a closed set, the allowed values."
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,11 +12,10 @@ from typing import Any
 import jsonschema
 import yaml
 
+from gradnoise.arms import expand_arms
+from gradnoise.errors import ConfigError
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-class ConfigError(ValueError):
-    """The config is invalid; the message names the key."""
 
 
 def _key(path: Any) -> str:
@@ -80,20 +78,53 @@ def prepare_config(config: dict[str, Any]) -> dict[str, Any]:
     # a second pass fills defaults of objects the first pass created (e.g. noise: {} → its keys)
     validator.validate(cfg)
     for name, exp in cfg["experiments"].items():
+        _complete_arm_hparams(name, exp, schema, validator)
         _check_experiment(name, exp)
     return cfg
 
 
+# The schema definition that validates each optimizer's hyperparameters.
+_HPARAM_DEFS = {
+    "sgd": "opt_sgd",
+    "sgdm": "opt_sgdm",
+    "adam": "opt_adam",
+    "adamw": "opt_adam",
+    "adai": "opt_adai",
+    "adaiw": "opt_adai",
+}
+
+
+def _complete_arm_hparams(
+    name: str, exp: dict[str, Any], schema: dict[str, Any], validator
+) -> None:
+    """An arm's hyperparameters are its optimizer's entry in `optimizers` (if any) updated by the
+    arm's `hparams`; validate the result as that optimizer's entry, defaults filled in."""
+    for arm_name, arm in exp.get("arms", {}).items():
+        opt = arm["optimizer"]
+        merged = {**exp.get("optimizers", {}).get(opt, {}), **arm["hparams"]}
+        sub = type(validator)({**schema["$defs"][_HPARAM_DEFS[opt]], "$defs": schema["$defs"]})
+        errors = list(sub.iter_errors(merged))
+        if errors:
+            worst = max(errors, key=lambda e: len(e.absolute_path))
+            worst.path.extendleft(["experiments", name, "arms", arm_name, "hparams"][::-1])
+            raise ConfigError(_describe(worst))
+        arm["hparams"] = merged
+
+
 def _check_experiment(name: str, exp: dict[str, Any]) -> None:
     key = f"experiments.{name}"
-    its = exp["iterations"]
-    late = [c for c in exp["checkpoints"] if c > its]
-    if late:
-        raise ConfigError(
-            f"config key {key}.checkpoints: {late} beyond the run; allowed: 0..{its} (= {key}.iterations)"
-        )
-    if exp["eval_every"] > its:
-        raise ConfigError(f"config key {key}.eval_every: {exp['eval_every']} > iterations ({its})")
+    its = exp.get("iterations")
+    if its is not None and "arms" not in exp:
+        late = [c for c in exp["checkpoints"] if c > its]
+        if late:
+            raise ConfigError(
+                f"config key {key}.checkpoints: {late} beyond the run; allowed: 0..{its} (= {key}.iterations)"
+            )
+        if exp["eval_every"] > its:
+            raise ConfigError(
+                f"config key {key}.eval_every: {exp['eval_every']} > iterations ({its})"
+            )
+    expand_arms(name, exp)
     ds, model = exp["dataset"], exp["model"]
     if ds["name"] == "mnist_embedded":
         test = ds.get("test_size", 1000)
@@ -121,8 +152,6 @@ def _check_experiment(name: str, exp: dict[str, Any]) -> None:
         raise ConfigError(
             f"config key {key}.model.name: {model['name']!r} needs 32×32 inputs (CIFAR)"
         )
-    if exp["batch_size"] > ds.get("train_size", math.inf):
-        raise ConfigError(f"config key {key}.batch_size: larger than dataset.train_size")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

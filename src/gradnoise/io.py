@@ -59,6 +59,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gradnoise.errors import InputError
+
 ALL = "__all__"  # the whole network, in the stats table's `layer` column
 SETTINGS_KEY = b"gradnoise.settings"
 PROVENANCE_KEY = b"gradnoise.provenance"
@@ -66,11 +68,119 @@ PROVENANCE_KEY = b"gradnoise.provenance"
 # sharpness): stages join on them.
 CHECKPOINT_KEY = [
     ("experiment", pa.string()),
+    ("arm", pa.string()),
     ("optimizer", pa.string()),
     ("seed", pa.int64()),
     ("step", pa.int64()),
     ("status", pa.string()),
 ]
+# train/{arm}/seed{seed}/history.parquet: one row per evaluation and per log-spaced iteration at
+# which the distance from the initialization is recorded (`evaluated` false: no losses there).
+HISTORY_SCHEMA = pa.schema(
+    [
+        ("iteration", pa.int64()),
+        ("epoch", pa.float64()),
+        ("lr", pa.float64()),
+        ("batch_loss", pa.float64()),
+        ("evaluated", pa.bool_()),
+        ("train_loss", pa.float64()),
+        ("train_acc", pa.float64()),
+        ("test_loss", pa.float64()),
+        ("test_acc", pa.float64()),
+        ("weight_distance", pa.float64()),
+        ("first_layer_distance", pa.float64()),
+        ("status", pa.string()),
+    ]
+)
+# sharpness/{arm}/seed{seed}.parquet: one row, the run's final minimum and outcome.
+SHARPNESS_SCHEMA = pa.schema(
+    [
+        *CHECKPOINT_KEY,
+        ("top_eigenvalue", pa.float64()),
+        ("power_iterations", pa.int64()),
+        ("converged", pa.bool_()),
+        ("trace", pa.float64()),
+        ("trace_se", pa.float64()),
+        ("train_acc", pa.float64()),
+        ("test_acc", pa.float64()),
+        ("train_loss", pa.float64()),
+        ("test_loss", pa.float64()),
+        ("target_reached", pa.bool_()),
+        ("init_target_reached", pa.bool_()),
+    ]
+)
+# simulate/escape.parquet: one row per simulated configuration (gradnoise.simulate).
+ESCAPE_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("scenario", pa.string()),
+        ("arm", pa.string()),
+        ("optimizer", pa.string()),
+        ("status", pa.string()),
+        ("alpha", pa.float64()),
+        ("alpha_measured", pa.float64()),
+        ("alpha_source", pa.string()),
+        ("spectrum_view", pa.string()),
+        ("eps", pa.float64()),
+        ("eps_rel", pa.float64()),
+        ("dt", pa.float64()),
+        ("basin", pa.string()),
+        ("scale", pa.string()),
+        ("width", pa.float64()),
+        ("noise_model", pa.string()),
+        ("dim", pa.int64()),
+        ("n_paths", pa.int64()),
+        ("n_censored", pa.int64()),
+        ("t_max", pa.float64()),
+        ("mean_exit", pa.float64()),
+        ("ci_low", pa.float64()),
+        ("ci_high", pa.float64()),
+        ("predicted", pa.float64()),
+        ("ratio", pa.float64()),
+        ("m_G", pa.float64()),
+        ("slope", pa.float64()),
+        ("slope_target", pa.float64()),
+        ("normalization", pa.string()),
+        ("path_steps", pa.int64()),
+    ]
+)
+_DICT_STR = pa.dictionary(pa.int32(), pa.string())
+_F64S = pa.list_(pa.float64())
+# The noise stage's two tables (see the module docstring). `coords` holds n values per row, n fixed per
+# file: a fixed-size list of any size matches the 1 written here.
+NOISE_SAMPLES_SCHEMA = pa.schema(
+    [
+        ("split", _DICT_STR),
+        ("view", _DICT_STR),
+        ("layer", _DICT_STR),
+        ("sample", pa.int32()),
+        ("norm", pa.float64()),
+        ("coords", pa.list_(pa.float32(), 1)),
+    ]
+)
+NOISE_STATS_SCHEMA = pa.schema(
+    [
+        ("split", _DICT_STR),
+        ("view", _DICT_STR),
+        ("layer", _DICT_STR),
+        ("P", pa.int64()),
+        ("numel", pa.int64()),
+        ("k1", pa.int64()),
+        ("row_log_x", _F64S),
+        ("row_log_y", _F64S),
+        ("row_n_y", pa.list_(pa.int64())),
+        ("null_row_log_x", _F64S),
+        ("null_row_log_y", _F64S),
+        ("eigenvalues", _F64S),
+        ("gram", _F64S),
+        ("coord_index", pa.list_(pa.int64())),
+        ("var_q01", pa.float64()),
+        ("var_q50", pa.float64()),
+        ("var_q99", pa.float64()),
+        ("var_mean", pa.float64()),
+        ("var_zero_fraction", pa.float64()),
+    ]
+)
 # The figures stage's files, {results}/{experiment}/figures/{name}.{format}: one function of
 # gradnoise.figures each. Kept here, not there, so that parsing the workflow needs no matplotlib.
 FIGURES = (
@@ -83,10 +193,6 @@ FIGURES = (
     "weight_distance",
     "sharpness_vs_accuracy",
 )
-
-
-class InputError(RuntimeError):
-    """An input file is missing, truncated or not what the stage expects; the message names it."""
 
 
 def _git_revision() -> str:
@@ -136,8 +242,11 @@ def write_parquet(table: pa.Table, path: str | Path, settings: Mapping[str, Any]
     os.replace(tmp, path)
 
 
-def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table:
-    """Read a gradnoise Parquet file; a missing, truncated or foreign file raises InputError naming it."""
+def read_parquet(
+    path: str | Path, columns: list[str] | None = None, schema: pa.Schema | None = None
+) -> pa.Table:
+    """Read a gradnoise Parquet file; a missing, truncated or foreign file, or one without the
+    columns of `schema` (the stage's contract) in their types, raises InputError naming it."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
@@ -149,7 +258,33 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table
         raise InputError(
             f"{path}: Parquet file without gradnoise metadata (written by another tool?)"
         )
+    if schema is not None:
+        check_schema(table.schema, schema, path)
     return table
+
+
+def _plain(t: pa.DataType) -> pa.DataType:
+    return t.value_type if pa.types.is_dictionary(t) else t
+
+
+def _compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
+    """Same type, up to dictionary encoding and the size of a fixed-size list."""
+    actual, expected = _plain(actual), _plain(expected)
+    if pa.types.is_fixed_size_list(expected):
+        return pa.types.is_fixed_size_list(actual) and actual.value_type == expected.value_type
+    return actual == expected
+
+
+def check_schema(actual: pa.Schema, expected: pa.Schema, path: str | Path) -> None:
+    """Every column of `expected` is in `actual` with a compatible type (extra columns are fine)."""
+    for f in expected:
+        i = actual.get_field_index(f.name)
+        if i < 0:
+            raise InputError(f"{path}: column {f.name!r} missing (expected type {f.type})")
+        if not _compatible(actual.field(i).type, f.type):
+            raise InputError(
+                f"{path}: column {f.name!r} has type {actual.field(i).type}, expected {f.type}"
+            )
 
 
 def read_settings(path: str | Path) -> dict[str, Any]:

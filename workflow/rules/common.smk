@@ -1,19 +1,22 @@
-# The config, validated before any job runs, and the functions that turn it into file lists.
-# No rule file computes its own view of the config.
+# The config, validated before any job runs, and the functions that turn it into file lists and job
+# settings. No rule file computes its own view of the config. Job settings are named, namespaced
+# values (the run's seed and the noise sampler's seed never share a key), never dicts merged with **.
 
 import json
 
+from gradnoise.arms import expand_arms
 from gradnoise.config import prepare_config
 from gradnoise.io import FIGURES
 
 config = prepare_config(config)
 RESULTS = config["results"]
 EXPERIMENTS = config["experiments"]
+ARMS = {name: expand_arms(name, exp) for name, exp in EXPERIMENTS.items()}
 
 
 wildcard_constraints:
     experiment="[A-Za-z0-9_-]+",
-    optimizer="sgd|sgdm|adam|adamw|adai|adaiw",
+    arm="[A-Za-z0-9_]+",
     seed=r"\d+",
     step=r"\d+",
 
@@ -42,34 +45,56 @@ def as_json(obj):
     return json.dumps(obj, sort_keys=True)
 
 
+def arm_of(w):
+    return ARMS[w.experiment][w.arm]
+
+
 def runs(experiment):
-    """(optimizer, seed) pairs of an experiment."""
-    exp = EXPERIMENTS[experiment]
-    return [(opt, seed) for opt in exp["optimizers"] for seed in exp["seeds"]]
+    """(arm, seed) pairs of an experiment."""
+    return [
+        (arm, seed) for arm in ARMS[experiment] for seed in EXPERIMENTS[experiment]["seeds"]
+    ]
 
 
 def run_dir(w):
-    return f"{RESULTS}/{w.experiment}/train/{w.optimizer}/seed{w.seed}"
+    return f"{RESULTS}/{w.experiment}/train/{w.arm}/seed{w.seed}"
+
+
+def run_key(w):
+    """What names a run in every table: experiment, arm, its optimizer and the run's seed."""
+    return {
+        "experiment": w.experiment,
+        "arm": w.arm,
+        "optimizer": arm_of(w).optimizer,
+        "seed": int(w.seed),
+    }
+
+
+def init_checkpoints(w):
+    """The checkpoints (same seed) of the arm this arm starts from: an input, so that a change to
+    that arm reruns this one."""
+    source = arm_of(w).training.init_from
+    return [] if source is None else f"{RESULTS}/{w.experiment}/train/{source}/seed{w.seed}/checkpoints"
+
+
+def init_checkpoint(w):
+    """The final checkpoint of the arm this arm starts from ('' when it starts from scratch)."""
+    source = arm_of(w).training.init_from
+    if source is None:
+        return ""
+    return f"{init_checkpoints(w)}/step{ARMS[w.experiment][source].final_step}.pt"
 
 
 def train_settings(w):
     exp = EXPERIMENTS[w.experiment]
-    keys = (
-        "dataset",
-        "model",
-        "batch_size",
-        "iterations",
-        "checkpoints",
-        "eval_every",
-        "device",
-    )
     return as_json(
         {
-            "experiment": w.experiment,
-            "optimizer": w.optimizer,
-            "hparams": exp["optimizers"][w.optimizer],
-            "seed": int(w.seed),
-            **{k: exp[k] for k in keys},
+            "run": run_key(w),
+            "training": arm_of(w).training.as_dict(),
+            "dataset": exp["dataset"],
+            "model": exp["model"],
+            "eval_every": exp["eval_every"],
+            "device": exp["device"],
         }
     )
 
@@ -78,78 +103,81 @@ def noise_settings(w):
     exp = EXPERIMENTS[w.experiment]
     return as_json(
         {
-            "experiment": w.experiment,
-            "optimizer": w.optimizer,
-            "hparams": exp["optimizers"][w.optimizer],
-            "seed": int(w.seed),
+            "run": run_key(w),
             "step": int(w.step),
+            "hparams": arm_of(w).training.hparams,
             "dataset": exp["dataset"],
             "model": exp["model"],
             "device": exp["device"],
-            **exp["noise"],
+            "noise": exp["noise"],
         }
     )
 
 
 def sharpness_settings(w):
     exp = EXPERIMENTS[w.experiment]
-    keys = ("dataset", "model", "device", "sharpness")
     return as_json(
         {
-            "experiment": w.experiment,
-            "optimizer": w.optimizer,
-            "seed": int(w.seed),
-            **{k: exp[k] for k in keys},
+            "run": run_key(w),
+            "dataset": exp["dataset"],
+            "model": exp["model"],
+            "device": exp["device"],
+            "sharpness": exp["sharpness"],
         }
     )
 
 
-def noise_files(experiment, optimizer=None):
-    exp = EXPERIMENTS[experiment]
+def final_checkpoint(w):
+    return f"{run_dir(w)}/checkpoints/step{arm_of(w).final_step}.pt"
+
+
+def noise_files(experiment, arm=None):
     return [
-        f"{RESULTS}/{experiment}/noise/{opt}/seed{seed}/step{step}.parquet"
-        for opt, seed in runs(experiment)
-        if optimizer in (None, opt)
-        for step in exp["checkpoints"]
+        f"{RESULTS}/{experiment}/noise/{a}/seed{seed}/step{step}.parquet"
+        for a, seed in runs(experiment)
+        if arm in (None, a)
+        for step in ARMS[experiment][a].checkpoints
     ]
 
 
-def tails_files(experiment, optimizer=None):
-    exp = EXPERIMENTS[experiment]
+def tails_files(experiment, arm=None):
     return [
-        f"{RESULTS}/{experiment}/tails/{opt}/seed{seed}/step{step}.parquet"
-        for opt, seed in runs(experiment)
-        if optimizer in (None, opt)
-        for step in exp["checkpoints"]
+        f"{RESULTS}/{experiment}/tails/{a}/seed{seed}/step{step}.parquet"
+        for a, seed in runs(experiment)
+        if arm in (None, a)
+        for step in ARMS[experiment][a].checkpoints
     ]
 
 
 def histories(experiment):
     return [
-        f"{RESULTS}/{experiment}/train/{opt}/seed{seed}/history.parquet"
-        for opt, seed in runs(experiment)
+        f"{RESULTS}/{experiment}/train/{arm}/seed{seed}/history.parquet"
+        for arm, seed in runs(experiment)
     ]
 
 
 def sharpness_files(experiment):
     return [
-        f"{RESULTS}/{experiment}/sharpness/{opt}/seed{seed}.parquet"
-        for opt, seed in runs(experiment)
+        f"{RESULTS}/{experiment}/sharpness/{arm}/seed{seed}.parquet"
+        for arm, seed in runs(experiment)
     ]
 
 
 def histogram_noise_file(w):
-    """The noise file whose layer histogram is drawn: SGD (else the first optimizer), first seed,
-    final checkpoint."""
-    exp = EXPERIMENTS[w.experiment]
-    opt = next(
-        (o for o in ("sgd", "sgdm") if o in exp["optimizers"]),
-        next(iter(exp["optimizers"])),
+    """The noise file whose layer histogram is drawn: the first SGD arm (else the first arm), first
+    seed, final checkpoint."""
+    arms = ARMS[w.experiment]
+    arm = next(
+        (a for a in arms.values() if a.optimizer in ("sgd", "sgdm")),
+        next(iter(arms.values())),
     )
-    step = max(exp["checkpoints"])
-    return (
-        f"{RESULTS}/{w.experiment}/noise/{opt}/seed{exp['seeds'][0]}/step{step}.parquet"
-    )
+    seed = EXPERIMENTS[w.experiment]["seeds"][0]
+    return f"{RESULTS}/{w.experiment}/noise/{arm.name}/seed{seed}/step{arm.final_step}.parquet"
+
+
+def arm_labels(experiment):
+    """Arm name → (label, optimizer), for tables and figures."""
+    return {a.name: [a.label, a.optimizer] for a in ARMS[experiment].values()}
 
 
 def final_outputs():

@@ -30,8 +30,9 @@ rule figures:
     params:
         settings=lambda w: as_json(
             {
-                **config["figures"],
+                "figures": config["figures"],
                 "dataset": EXPERIMENTS[w.experiment]["dataset"]["name"],
+                "arms": arm_labels(w.experiment),
             }
         ),
         outdir=lambda w: f"{RESULTS}/{w.experiment}/figures",
@@ -43,7 +44,7 @@ rule figures:
 
 rule claims:
     input:
-        code("claims"),
+        code("claims", "stats"),
         tails=f"{RESULTS}/{{experiment}}/tails.parquet",
         escape=f"{RESULTS}/{{experiment}}/simulate/escape.parquet",
         sharpness=lambda w: sharpness_files(w.experiment),
@@ -66,7 +67,9 @@ rule claims:
         mem_mb=2000,
         runtime=10,
     params:
-        settings=as_json(config["claims"]),
+        settings=lambda w: as_json(
+            {"claims": config["claims"], "arms": arm_labels(w.experiment)}
+        ),
     shell:
         "python scripts/claims.py --settings {params.settings:q} --experiment {wildcards.experiment} "
         "--tails {input.tails:q} --escape {input.escape:q} --sharpness {input.sharpness:q} "
