@@ -117,7 +117,14 @@ def test_sgd_with_sas_noise_matches_the_levy_exit_law():
         predicted, rel=1e-12
     )
     ex = escape_times(
-        land, "sgd", {"lr": lr}, noise, n_paths=2000, max_iters=int(4 * predicted), seed=2
+        land,
+        "sgd",
+        {"lr": lr},
+        noise,
+        n_paths=2000,
+        max_iters=int(4 * predicted),
+        seed=2,
+        dtype=F64,
     )
     assert 0.90 < ex.mean / predicted < 1.06
 
@@ -126,7 +133,11 @@ def test_noise_covariance_is_the_scaled_hessian_and_sas_at_two_is_gaussian():
     land = BarrierWell(4.0, 0.5, 1.0, other_curvatures=(1.0, 0.25))
     hess = land.hessian_at_minimum()
     gen = torch.Generator().manual_seed(0)
-    for noise in (InjectedNoise("gaussian", 2.0, 8.0), InjectedNoise("sas", 2.0, 8.0, alpha=2.0)):
+    for noise in (
+        InjectedNoise("gaussian", 2.0, 8.0),
+        InjectedNoise("sas", 2.0, 8.0, alpha=2.0),
+        InjectedNoise("sas", 2.0, 8.0, alpha=2.0, model="isotropic"),
+    ):
         u = noise.sampler(hess, gen, torch.device("cpu"), F64)(200_000).numpy()
         # Σ = s² H / B = diag(2, 0.5, 0.125); sampling sd of a variance ≈ √(2/n) ≈ 0.3 %
         np.testing.assert_allclose(np.cov(u.T), 0.5 * hess, rtol=0.02, atol=0.005)
@@ -240,6 +251,7 @@ def test_sweep_rows_carry_measurements_and_both_predictions():
         n_paths=200,
         max_iters=300,
         seed=0,
+        dtype=F64,
     )
     assert [r["width"] for r in rows] == [1.0, 1.5]
     for r in rows:

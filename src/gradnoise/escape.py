@@ -23,16 +23,22 @@ leading order), 1 (Adai/AdaiW: m is an EMA, so its gain is 1 whatever β1), 1/(�
   ``kramers_exponent`` is its leading order ΔL/T:
       SGD, Adai: 2BΔL/(η s² H);  SGD-M (torch lr η, momentum μ): 2(1 − μ)BΔL/(η s² H);
       Adam (eps ≪ σ_0): 2√B ΔL/(η s √H).
-  Which statement this is: Xie, Sato & Sugiyama (ICLR 2021, arXiv 2002.03495) give SGD's escape time as
-  τ = (2π/|H_b|) exp[(2BΔL/η)(s_p/H_a + (1 − s_p)/|H_b|)] with a path parameter s_p, because SGD's
-  noise covariance ηH(θ)/(2B) changes along the escape path; Xie et al. (ICML 2022, arXiv 2006.15815)
-  state log τ = O(2BΔL/(ηH)) for SGD and momentum (momentum written with the (1 − β) factor on g) and for
-  Adai, and O(2√B ΔL/(η√H)) for Adam. The theorem texts could not be read here (the stored copies give
-  the abstracts only), so the exponents above are derived from the SDE those papers use, and they agree
-  with DESIGN.md §10c's restatement, including its (1 − μ) for torch-style momentum. With injected noise
-  of fixed covariance Σ the noise does not change along the path, so s_p plays no role: the exponent is
-  ΔL/T with the temperature at the minimum. Fits should test the leading order in 1/H (or 1/√H), as
-  §10c says; the exact-SDE column also carries the H-dependence of the prefactor.
+  Which statement this is, and how far it was checked: the theorem texts of Xie, Sato & Sugiyama
+  (ICLR 2021, arXiv 2002.03495) and Xie et al. (ICML 2022, arXiv 2006.15815) could not be read here (the
+  stored copies give their abstracts only). The abstracts confirm the qualitative content: SGD favours
+  flat minima exponentially (white noise only polynomially), escape needs exponentially many iterations
+  in B/η, the adaptive learning rate "cannot select flat minima as SGD does", momentum "almost does not
+  affect flat minima selection", Adai selects flat minima "as well as SGD". The exponents above are
+  derived from the SDE those papers use (noise covariance ηH/(2B) per unit time; Adam's preconditioner
+  1/√v̂ with v̂ ≈ H/B); they agree with DESIGN.md §10c's restatement, including its (1 − μ) for torch's
+  momentum, and with a later paper's restatement of the framework (a note on FedAdamom, CVPR 2026:
+  O(2BΔf/(ηH)), O(2(1 − β)BΔf/(ηH)) for momentum without the (1 − β) on g, O(2√BΔf/(η√H)) for Adam,
+  SGD's order for Adai-style adaptive momentum). As recalled, not verified: the ICLR 2021 theorem writes SGD's time as
+  (2π/|H_b|) exp[(2BΔL/η)(s_p/H_a + (1 − s_p)/|H_b|)] with a path parameter s_p, because SGD's own noise
+  changes along the path; injected noise of fixed covariance Σ does not, so here the exponent is ΔL/T
+  with the temperature at the minimum. Fits test the leading order in 1/H (or 1/√H), as §10c says; the
+  exact-SDE column also carries the prefactor's dependence on H and w (on the width axis the leading
+  order is 0 but the exact SDE is not: the barrier's curvature K changes with w).
 - Lévy (Zhou et al.; Imkeller & Pavlyukevich 2006, ``gradnoise.sde.predicted_exit_time_1d``): escape by
   one jump past ±w, E σ ≈ α/(c_α ε^α (a^−α + b^−α)) in SDE time with dt = η and ε = η^(1−1/α) P c
   (DESIGN.md §5: a step's noise η P c ξ is ε dt^(1/α) ξ), so τ ≈ α w^α / (2 c_α (η P c)^α) iterations:
@@ -401,6 +407,7 @@ def escape_sweep(
     max_iters: int,
     seed: int,
     device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> list[dict[str, Any]]:
     """One row per landscape of the sweep: measured escape time and both theories' predictions. Each
     configuration draws from its own stream (seed hashed with the configuration)."""
@@ -416,6 +423,7 @@ def escape_sweep(
             max_iters=max_iters,
             seed=hash_seed(seed, *key),
             device=device,
+            dtype=dtype,
         )
         rows.append(
             {
