@@ -376,7 +376,6 @@ def predictions(
 # Sweeps and fits
 
 AXES = ("sharpness", "height", "width")
-FIELD = {"sharpness": "sharpness", "height": "height", "width": "width"}
 REGRESSORS: dict[str, dict[str, Callable[[np.ndarray], np.ndarray]]] = {
     "sharpness": {
         "inv_h": lambda h: 1 / h,
@@ -392,7 +391,7 @@ def sweep(axis: str, values: Sequence[float], base: BarrierWell) -> list[Barrier
     """``base`` with one of sharpness, height or width set to each value, the others fixed."""
     if axis not in AXES:
         raise ValueError(f"unknown axis {axis!r}; allowed: {', '.join(AXES)}")
-    return [dataclasses.replace(base, **{FIELD[axis]: float(v)}) for v in values]
+    return [dataclasses.replace(base, **{axis: float(v)}) for v in values]
 
 
 def escape_sweep(
@@ -503,7 +502,7 @@ def fit_sweep(rows: Sequence[dict[str, Any]], level: float = 0.95) -> list[dict[
     ok = [r for r in rows if r["n_exits"] > 0]
     out = []
     for name, regressor in REGRESSORS[axis].items():
-        x = regressor(np.array([r[FIELD[axis]] for r in ok], dtype=float))
+        x = regressor(np.array([r[axis] for r in ok], dtype=float))
         measured = fit_line(
             x,
             np.log([r["mean_exit"] for r in ok]),
