@@ -9,24 +9,27 @@ import pytest
 import torch
 
 import gradnoise.train as train_mod
+from gradnoise.arms import Training
 from gradnoise.train import RunSettings, train_run
 
 
-def settings(**over) -> RunSettings:
-    base = dict(
-        experiment="t",
-        dataset={"name": "mnist_embedded", "train_size": 400, "test_size": 200},
-        model={"name": "mlp", "hidden": [16]},
+def settings(seed: int = 0, model: dict | None = None, **training) -> RunSettings:
+    """A small run; `training` overrides fields of its gradnoise.arms.Training."""
+    plan = dict(
         optimizer="adam",
         hparams={"lr": 0.003},
-        seed=0,
         batch_size=32,
         iterations=24,
         checkpoints=[0, 8, 24],
-        eval_every=8,
-        device="cpu",
     )
-    return RunSettings(**{**base, **over})
+    plan.update(training)
+    return RunSettings(
+        run={"experiment": "t", "arm": plan["optimizer"], "optimizer": plan["optimizer"], "seed": seed},
+        training=Training(**plan),
+        dataset={"name": "mnist_embedded", "train_size": 400, "test_size": 200},
+        model=model or {"name": "mlp", "hidden": [16]},
+        eval_every=8,
+    )
 
 
 def _state(run_dir, step):
@@ -36,7 +39,8 @@ def _state(run_dir, step):
 def test_run_writes_checkpoints_with_optimizer_state_and_history(tmp_path):
     assert train_run(settings(), tmp_path) == "ok"
     hist = pq.read_table(tmp_path / "history.parquet").to_pandas()
-    assert hist.iteration.tolist() == [0, 8, 16, 24]
+    assert hist[hist.evaluated].iteration.tolist() == [0, 8, 16, 24]
+    assert len(hist) > 4 and hist[~hist.evaluated].train_loss.isna().all()
     assert {"train_loss", "test_acc", "weight_distance", "epoch", "lr"} <= set(hist.columns)
     assert hist.weight_distance.iloc[0] == 0 and hist.weight_distance.iloc[-1] > 0
     ck = _state(tmp_path, 24)
