@@ -22,6 +22,7 @@ include: "workflow/rules/tails.smk"
 include: "workflow/rules/sharpness.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/studies.smk"
 
 
 rule all:

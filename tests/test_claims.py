@@ -241,7 +241,9 @@ def test_claims_not_supported_when_the_data_contradict_them():
 
 def test_one_seed_makes_every_seed_based_claim_inconclusive_for_that_reason():
     claims = _evaluate(
-        tails=_tails(_alpha(averaged_shift=0.3), er=lambda a, v: 5.0 if v == "raw" else 12.0, seeds=(7,)),
+        tails=_tails(
+            _alpha(averaged_shift=0.3), er=lambda a, v: 5.0 if v == "raw" else 12.0, seeds=(7,)
+        ),
         runs=_runs(seeds=(7,)),
     )
     for claim in ("C1", "C2", "C3", "C4", "C7", "C8"):
@@ -296,7 +298,9 @@ def test_c5_decides_in_the_asymptotic_regime_only():
     assert "trend" in c5.measured
     none = _evaluate(escape=far).query("claim == 'C5'").iloc[0]
     assert none.verdict == INCONCLUSIVE and "regime" in none.reason
-    assert _evaluate(escape=_escape(ratio=0.5)).query("claim == 'C5'").verdict.iloc[0] == NOT_SUPPORTED
+    assert (
+        _evaluate(escape=_escape(ratio=0.5)).query("claim == 'C5'").verdict.iloc[0] == NOT_SUPPORTED
+    )
 
 
 def test_c5_band_and_slope_tolerance_come_from_the_config():

@@ -106,7 +106,14 @@ def test_diverged_noise_file_gives_a_status_row():
     df = analyze(
         samples,
         st,
-        {"experiment": "e", "arm": "a", "optimizer": "sgd", "seed": 0, "step": 5, "status": "diverged"},
+        {
+            "experiment": "e",
+            "arm": "a",
+            "optimizer": "sgd",
+            "seed": 0,
+            "step": 5,
+            "status": "diverged",
+        },
         TailSettings(),
     ).to_pandas()
     assert df.status.tolist() == ["diverged"] and isinstance(samples, pa.Table)
@@ -139,7 +146,9 @@ def test_too_few_effective_draws_give_no_estimate_and_say_why():
     from gradnoise.views import averaging_matrix
 
     u = np.random.default_rng(0).standard_normal((80, 16))
-    assert math.isnan(alpha_of_view(averaging_matrix(80, 0.9) @ u, "averaged", 0.9, "per_coordinate"))
+    assert math.isnan(
+        alpha_of_view(averaging_matrix(80, 0.9) @ u, "averaged", 0.9, "per_coordinate")
+    )
     assert math.isfinite(alpha_of_view(u, "raw", None, "per_coordinate"))
 
 
@@ -198,7 +207,9 @@ def test_rows_with_a_nan_are_skipped_counted_and_too_many_are_an_error():
     model = Linear(20)
     x = torch.tensor(rows / 0.9, dtype=torch.float32)
     y = torch.zeros(200, dtype=torch.int64)
-    res = sample_split(model, x, y, NoiseSettings(batch_size=1, coords_per_layer=20), {"raw": None}, 0)
+    res = sample_split(
+        model, x, y, NoiseSettings(batch_size=1, coords_per_layer=20), {"raw": None}, 0
+    )
     res["views"]["raw"]["coords"][5, 3] = np.nan
     samples, st = to_tables({"train": res}, 20)
     run = {"experiment": "e", "arm": "sgd", "optimizer": "sgd", "hparams": {}, "seed": 0, "step": 0}
@@ -220,7 +231,11 @@ def test_bootstrap_anisotropy_equals_the_eigendecomposition_of_each_replicate(la
     shares, ranks = anisotropy.bootstrap_anisotropy(gram, 8, np.random.default_rng(1), lag)
     replay = np.random.default_rng(1)
     for b in range(8):
-        w = replay.dirichlet(np.ones(60)) if lag == 1 else anisotropy._block_weights(60, lag, replay)
+        w = (
+            replay.dirichlet(np.ones(60))
+            if lag == 1
+            else anisotropy._block_weights(60, lag, replay)
+        )
         c = np.eye(60) - np.outer(np.ones(60), w)
         ev = anisotropy.gram_spectrum(60 * np.sqrt(w)[:, None] * (c @ gram @ c.T) * np.sqrt(w))
         assert shares[b] == pytest.approx(anisotropy.top_share(ev), rel=1e-9)

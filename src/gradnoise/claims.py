@@ -181,7 +181,7 @@ def _c1(alphas: Alphas, runs: pd.DataFrame, cs: ClaimSettings) -> dict[str, obje
                     cs.interval(alphas.heaviness(a.arm, "raw", est, step).values()), cs.heavy_margin
                 )
             )
-            per_est.append(f"{_short(est)} {iv} (null {null.value:.3g})")
+            per_est.append(f"{estimator_label(est)} {iv} (null {null.value:.3g})")
         ref = cs.interval(alphas.per_seed(a.arm, "raw", "pooled", step).values())
         parts.append(f"{a.arm}: " + ", ".join(per_est) + f"; pooled (reference) {ref}")
     decision = majority(cases, cs.majority, "(arm, estimator) cases")
@@ -195,7 +195,7 @@ def _c1(alphas: Alphas, runs: pd.DataFrame, cs: ClaimSettings) -> dict[str, obje
     )
 
 
-def _short(estimator: str) -> str:
+def estimator_label(estimator: str) -> str:
     return {"per_coordinate": "per-coord", "pooled_standardized": "std"}.get(estimator, estimator)
 
 
@@ -224,7 +224,9 @@ def _c2(alphas: Alphas, sgd: str, adam: str, cs: ClaimSettings) -> dict[str, obj
         return cs.interval(np.mean([d[s] for d in per_step]) for s in sorted(seeds))
 
     headline = {est: over_window(est) for est in CONTROLLED}
-    decision = agree({_short(e): decide(iv, cs.alpha_margin) for e, iv in headline.items()})
+    decision = agree(
+        {estimator_label(e): decide(iv, cs.alpha_margin) for e, iv in headline.items()}
+    )
     holds = [
         s
         for s in steps
@@ -234,7 +236,8 @@ def _c2(alphas: Alphas, sgd: str, adam: str, cs: ClaimSettings) -> dict[str, obj
         == SUPPORTED
     ]
     per_step = "; ".join(
-        f"{s}: " + ", ".join(f"{_short(e)} {cs.interval(diff(s, e).values())}" for e in CONTROLLED)
+        f"{s}: "
+        + ", ".join(f"{estimator_label(e)} {cs.interval(diff(s, e).values())}" for e in CONTROLLED)
         for s in steps
     )
     return claim_row(
@@ -242,7 +245,7 @@ def _c2(alphas: Alphas, sgd: str, adam: str, cs: ClaimSettings) -> dict[str, obj
         CLAIMS["C2"],
         pair=_pair(sgd, adam),
         measured=f"α_{adam} − α_{sgd} (raw view) over checkpoints {window}: "
-        + ", ".join(f"{_short(e)} {iv}" for e, iv in headline.items())
+        + ", ".join(f"{estimator_label(e)} {iv}" for e, iv in headline.items())
         + f"; per checkpoint — {per_step}; holds at checkpoints {holds or 'none'}",
         control=f"{sgd} and {adam} runs paired by seed (same initialization and data); two controlled estimators",
         rule=f"per estimator: the seed-paired difference averaged over alpha_window {cs.alpha_window}, supported if its interval lies above 0 and its mean above alpha_margin ({cs.alpha_margin}), not supported if the interval lies below the margin; both estimators must agree",
@@ -265,9 +268,9 @@ def _c3(alphas: Alphas, adam: str, cs: ClaimSettings) -> dict[str, object]:
         )
 
     effect = {est: lightening(est) for est in CONTROLLED}
-    decision = agree({_short(e): decide(iv, cs.alpha_margin) for e, iv in effect.items()})
+    decision = agree({estimator_label(e): decide(iv, cs.alpha_margin) for e, iv in effect.items()})
     views = ", ".join(
-        f"{_short(e)} α averaged {cs.interval(alphas.per_seed(adam, 'averaged', e, step).values())} "
+        f"{estimator_label(e)} α averaged {cs.interval(alphas.per_seed(adam, 'averaged', e, step).values())} "
         f"vs raw {cs.interval(alphas.per_seed(adam, 'raw', e, step).values())}"
         for e in CONTROLLED
     )
@@ -277,7 +280,7 @@ def _c3(alphas: Alphas, adam: str, cs: ClaimSettings) -> dict[str, object]:
         CLAIMS["C3"],
         pair=adam,
         measured=f"{adam}: {views}; lightening (null − α)_raw − (null − α)_averaged: "
-        + ", ".join(f"{_short(e)} {iv}" for e, iv in effect.items())
+        + ", ".join(f"{estimator_label(e)} {iv}" for e, iv in effect.items())
         + (f"; averaged view: {notes}" if notes else ""),
         control="each view against its own Gaussian null (the averaged view's null is the same EMA of Gaussian draws); the same noise draws without averaging",
         rule=f"per estimator: supported if the seed interval of the lightening lies above 0 and its mean above alpha_margin ({cs.alpha_margin}); not supported if it lies below the margin; both estimators must agree",

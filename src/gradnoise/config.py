@@ -14,6 +14,7 @@ import yaml
 
 from gradnoise.arms import expand_arms
 from gradnoise.errors import ConfigError
+from gradnoise.studies import STUDY_ROLES, study_roles
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -124,7 +125,8 @@ def _check_experiment(name: str, exp: dict[str, Any]) -> None:
             raise ConfigError(
                 f"config key {key}.eval_every: {exp['eval_every']} > iterations ({its})"
             )
-    expand_arms(name, exp)
+    arms = expand_arms(name, exp)
+    _check_roles(key, exp, arms)
     ds, model = exp["dataset"], exp["model"]
     if ds["name"] == "mnist_embedded":
         test = ds.get("test_size", 1000)
@@ -134,10 +136,16 @@ def _check_experiment(name: str, exp: dict[str, Any]) -> None:
                 f"config key {key}.dataset: train_size + test_size must be ≤ 5000 (the embedded sample)"
             )
         noise = exp["noise"]
-        if min(train, test) // noise["batch_size"] < 4:
+        smaller = min({"train": train, "test": test}[s] for s in noise["splits"])
+        batches = (
+            {a.training.batch_size for a in arms.values()}
+            if noise["batch_size"] == "training"
+            else {noise["batch_size"]}
+        )
+        if noise["mode"] == "reference" and smaller // max(batches) < 4:
             raise ConfigError(
-                f"config key {key}.noise.batch_size: {noise['batch_size']} leaves fewer than 4 minibatches "
-                f"in the smaller split ({min(train, test)} examples)"
+                f"config key {key}.noise.batch_size: {max(batches)} leaves fewer than 4 minibatches "
+                f"in the smaller split ({smaller} examples); use mode: sampled or smaller batches"
             )
         if model["name"] in ("vgg11", "vgg16", "alexnet_small"):
             raise ConfigError(
@@ -152,6 +160,23 @@ def _check_experiment(name: str, exp: dict[str, Any]) -> None:
         raise ConfigError(
             f"config key {key}.model.name: {model['name']!r} needs 32×32 inputs (CIFAR)"
         )
+
+
+def _check_roles(key: str, exp: dict[str, Any], arms: dict[str, Any]) -> None:
+    kind = exp["study"]["kind"]
+    allowed = STUDY_ROLES[kind]
+    for role in exp["study"].get("roles", {}):
+        if role not in allowed:
+            raise ConfigError(
+                f"config key {key}.study.roles: unknown role {role!r} of study {kind!r}; allowed: "
+                f"{', '.join(allowed) or 'none'}"
+            )
+    for role, arm in study_roles(exp).items():
+        if arm not in arms:
+            raise ConfigError(
+                f"config key {key}.study.roles.{role}: study {kind!r} needs an arm for role {role!r}, "
+                f"and {arm!r} is not an arm of this experiment; allowed: {', '.join(arms)}"
+            )
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -181,18 +181,37 @@ NOISE_STATS_SCHEMA = pa.schema(
         ("var_zero_fraction", pa.float64()),
     ]
 )
-# The figures stage's files, {results}/{experiment}/figures/{name}.{format}: one function of
-# gradnoise.figures each. Kept here, not there, so that parsing the workflow needs no matplotlib.
-FIGURES = (
-    "alpha_vs_iteration",
-    "noise_histogram",
-    "covariance_spectra",
-    "escape_vs_eps",
-    "escape_sgd_vs_adam",
-    "training_curves",
-    "weight_distance",
-    "sharpness_vs_accuracy",
-)
+# The figures of each experiment, {results}/{experiment}/figures/{name}.{format}, by the rule that draws
+# them: one function of gradnoise.figures (or gradnoise.studies.plots) each. Kept here, not there, so
+# that parsing the workflow needs no matplotlib.
+FIGURES = {
+    "figures": (
+        "alpha_vs_iteration",
+        "noise_histogram",
+        "covariance_spectra",
+        "training_curves",
+        "weight_distance",
+        "sharpness_vs_accuracy",
+    ),
+    "escape_figures": ("escape_vs_eps", "escape_sgd_vs_adam"),
+    "large_batch_figures": (
+        "accuracy_per_arm",
+        "distance_vs_log_t",
+        "accuracy_vs_updates",
+        "alpha_vs_batch_size",
+    ),
+    "random_labels_figures": (
+        "accuracy_per_regime",
+        "training_curves_both_phases",
+        "bad_vs_good_minima",
+    ),
+}
+# Which figure rules serve an experiment of each study kind.
+STUDY_FIGURES = {
+    "optimizers": ("figures", "escape_figures"),
+    "large_batch": ("figures", "large_batch_figures"),
+    "random_labels": ("figures", "random_labels_figures"),
+}
 
 
 def _git_revision() -> str:
@@ -261,6 +280,35 @@ def read_parquet(
     if schema is not None:
         check_schema(table.schema, schema, path)
     return table
+
+
+def read_histories(paths: list[str]) -> tuple[Any, Any]:
+    """Every run's history with its arm and seed as columns, and one row per run with its training
+    settings (arm, seed, optimizer, batch_size, iterations, the end of its high-learning-rate phase),
+    from the files' metadata."""
+    import pandas as pd
+
+    frames, runs = [], []
+    for path in paths:
+        meta = read_settings(path)
+        run, training = meta["run"], meta["training"]
+        frames.append(
+            read_parquet(path, schema=HISTORY_SCHEMA)
+            .to_pandas()
+            .assign(arm=run["arm"], seed=run["seed"])
+        )
+        runs.append(
+            {
+                "arm": run["arm"],
+                "seed": run["seed"],
+                "optimizer": run["optimizer"],
+                "batch_size": training["batch_size"],
+                "iterations": training["iterations"],
+                "phase_end": min(training["lr_milestones"] or [training["iterations"]]),
+                "target_reached": meta["outcome"]["target_reached"],
+            }
+        )
+    return pd.concat(frames, ignore_index=True), pd.DataFrame(runs)
 
 
 def _plain(t: pa.DataType) -> pa.DataType:

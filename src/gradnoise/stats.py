@@ -7,10 +7,12 @@ for that reason. The smallest detectable effect (two-sided test at `level`, powe
 (t_{(1+level)/2, n−1} + t_{power, n−1}) · s/√n. Comparisons of two arms are paired by seed (both runs of
 a seed start from the same initialization and see the same batches).
 
-Verdict of a measured effect that the claim says is positive, against its margin m:
+Verdict of a measured effect that the claim says is positive, against its margin m (``decide``):
 ``supported`` if the interval lies above 0 and the mean exceeds m; ``not supported`` if the interval lies
 below m (the data exclude an effect as large as the claim needs); otherwise ``inconclusive`` (the data
-lack the power to decide) — overlapping intervals are never evidence against a claim.
+lack the power to decide) — overlapping intervals are never evidence against a claim. Claims that an
+effect stays below a bound (``decide_below``) or is absent (``decide_within``, equivalence within ±m)
+follow the same logic: decided only where the interval lies wholly on one side.
 """
 
 from __future__ import annotations
@@ -91,9 +93,8 @@ class Decision:
 
 def decide(iv: Interval, margin: float) -> Decision:
     """The verdict rule of the module docstring for an effect the claim says is positive."""
-    if iv.n < 2:
-        why = "no estimate" if iv.n == 0 else "one seed: no interval over seeds"
-        return Decision(INCONCLUSIVE, why)
+    if (few := _too_few(iv)) is not None:
+        return few
     if iv.low > 0 and iv.value > margin:
         return Decision(
             SUPPORTED, f"interval above 0 and mean {iv.value:.3g} above the margin {margin:g}"
@@ -105,6 +106,56 @@ def decide(iv: Interval, margin: float) -> Decision:
         f"interval [{iv.low:.3g}, {iv.high:.3g}] holds 0 or the margin {margin:g}: no power "
         f"(smallest detectable effect {iv.mde:.3g})",
     )
+
+
+def _too_few(iv: Interval) -> Decision | None:
+    if iv.n < 2:
+        return Decision(
+            INCONCLUSIVE, "no estimate" if iv.n == 0 else "one seed: no interval over seeds"
+        )
+    return None
+
+
+def decide_below(iv: Interval, bound: float) -> Decision:
+    """For an effect the claim says stays below `bound` (e.g. a gap that is closed): supported if
+    the interval lies below it, not supported if it lies above, else inconclusive."""
+    if (few := _too_few(iv)) is not None:
+        return few
+    if iv.high < bound:
+        return Decision(SUPPORTED, f"interval below {bound:g}")
+    if iv.low > bound:
+        return Decision(NOT_SUPPORTED, f"interval above {bound:g}")
+    return Decision(
+        INCONCLUSIVE, f"interval [{iv.low:.3g}, {iv.high:.3g}] holds {bound:g}: no power"
+    )
+
+
+def decide_within(iv: Interval, margin: float) -> Decision:
+    """For an effect the claim says is absent (equivalence, two one-sided tests): supported if the
+    interval lies inside (−margin, margin), not supported if it lies wholly outside, else inconclusive."""
+    if (few := _too_few(iv)) is not None:
+        return few
+    if -margin < iv.low and iv.high < margin:
+        return Decision(SUPPORTED, f"interval inside ±{margin:g}")
+    if iv.low > margin or iv.high < -margin:
+        return Decision(NOT_SUPPORTED, f"interval outside ±{margin:g}")
+    return Decision(
+        INCONCLUSIVE, f"interval [{iv.low:.3g}, {iv.high:.3g}] crosses ±{margin:g}: no power"
+    )
+
+
+def decide_differs(iv: Interval, margin: float) -> Decision:
+    """For an effect the claim says exists in either direction: supported if the interval excludes 0
+    and the mean is beyond ±margin; not supported if the interval lies inside ±margin (equivalence);
+    else inconclusive. The reason names the direction."""
+    if (few := _too_few(iv)) is not None:
+        return few
+    direction = "positive" if iv.value > 0 else "negative"
+    if (iv.low > 0 or iv.high < 0) and abs(iv.value) > margin:
+        return Decision(SUPPORTED, f"{direction}: interval excludes 0, |mean| above {margin:g}")
+    if -margin < iv.low and iv.high < margin:
+        return Decision(NOT_SUPPORTED, f"interval inside ±{margin:g}: no difference that large")
+    return Decision(INCONCLUSIVE, f"interval [{iv.low:.3g}, {iv.high:.3g}]: no power either way")
 
 
 def agree(decisions: Mapping[str, Decision]) -> Decision:

@@ -3,15 +3,19 @@
 # values (the run's seed and the noise sampler's seed never share a key), never dicts merged with **.
 
 import json
+import shlex
 
 from gradnoise.arms import expand_arms
 from gradnoise.config import prepare_config
-from gradnoise.io import FIGURES
+from gradnoise.io import FIGURES, STUDY_FIGURES
+from gradnoise.studies import study_roles
+import snakemake.io as smk_io  # smk_io.report: a line may not start with `report` in a .smk file
 
 config = prepare_config(config)
 RESULTS = config["results"]
 EXPERIMENTS = config["experiments"]
 ARMS = {name: expand_arms(name, exp) for name, exp in EXPERIMENTS.items()}
+STUDY = {name: exp["study"]["kind"] for name, exp in EXPERIMENTS.items()}
 
 
 wildcard_constraints:
@@ -52,7 +56,9 @@ def arm_of(w):
 def runs(experiment):
     """(arm, seed) pairs of an experiment."""
     return [
-        (arm, seed) for arm in ARMS[experiment] for seed in EXPERIMENTS[experiment]["seeds"]
+        (arm, seed)
+        for arm in ARMS[experiment]
+        for seed in EXPERIMENTS[experiment]["seeds"]
     ]
 
 
@@ -74,7 +80,11 @@ def init_checkpoints(w):
     """The checkpoints (same seed) of the arm this arm starts from: an input, so that a change to
     that arm reruns this one."""
     source = arm_of(w).training.init_from
-    return [] if source is None else f"{RESULTS}/{w.experiment}/train/{source}/seed{w.seed}/checkpoints"
+    return (
+        []
+        if source is None
+        else f"{RESULTS}/{w.experiment}/train/{source}/seed{w.seed}/checkpoints"
+    )
 
 
 def init_checkpoint(w):
@@ -101,6 +111,9 @@ def train_settings(w):
 
 def noise_settings(w):
     exp = EXPERIMENTS[w.experiment]
+    noise = dict(exp["noise"])
+    if noise["batch_size"] == "training":  # the noise of the arm's own minibatches
+        noise["batch_size"] = arm_of(w).training.batch_size
     return as_json(
         {
             "run": run_key(w),
@@ -109,7 +122,7 @@ def noise_settings(w):
             "dataset": exp["dataset"],
             "model": exp["model"],
             "device": exp["device"],
-            "noise": exp["noise"],
+            "noise": noise,
         }
     )
 
@@ -180,17 +193,84 @@ def arm_labels(experiment):
     return {a.name: [a.label, a.optimizer] for a in ARMS[experiment].values()}
 
 
+def figure_outputs(figure_set):
+    """The files a figure rule writes, as report items."""
+    return [
+        smk_io.report(
+            f"{RESULTS}/{{experiment}}/figures/{name}.{fmt}",
+            caption=f"../report/{name}.rst",
+            category="{experiment}",
+            subcategory="Figures",
+        )
+        for name in FIGURES[figure_set]
+        for fmt in config["figures"]["formats"]
+    ]
+
+
+def figure_settings(w):
+    exp = EXPERIMENTS[w.experiment]
+    return as_json(
+        {
+            "figures": config["figures"],
+            "dataset": exp["dataset"]["name"],
+            "arms": arm_labels(w.experiment),
+            "roles": study_roles(exp),
+        }
+    )
+
+
+def claims_inputs(w):
+    """What the claims of the experiment's study are decided from."""
+    exp = w.experiment
+    inputs = {
+        "code": code("claims", "stats"),
+        "tails": f"{RESULTS}/{exp}/tails.parquet",
+        "sharpness": sharpness_files(exp),
+    }
+    if STUDY[exp] == "optimizers":
+        inputs["escape"] = f"{RESULTS}/{exp}/simulate/escape.parquet"
+    else:
+        inputs["study"] = f"src/gradnoise/studies/{STUDY[exp]}.py"
+        inputs["histories"] = histories(exp)
+    if STUDY[exp] == "large_batch":
+        inputs["fits"] = f"{RESULTS}/{exp}/large_batch/distance_fits.parquet"
+    return inputs
+
+
+def input_arguments(wildcards, input):
+    """The named data inputs of a job as command-line options (--name file …)."""
+    return " ".join(
+        f"--{name} "
+        + " ".join(
+            shlex.quote(f) for f in ([files] if isinstance(files, str) else files)
+        )
+        for name, files in input.items()
+        if name not in ("code", "study")
+    )
+
+
+def claims_settings(w):
+    exp = EXPERIMENTS[w.experiment]
+    return as_json(
+        {
+            "claims": config["claims"],
+            "study": STUDY[w.experiment],
+            "roles": study_roles(exp),
+            "arms": arm_labels(w.experiment),
+        }
+    )
+
+
 def final_outputs():
     out = []
     for name in EXPERIMENTS:
-        out += [
-            f"{RESULTS}/{name}/tails.parquet",
-            f"{RESULTS}/{name}/simulate/escape.parquet",
-            f"{RESULTS}/{name}/claims.md",
-        ]
+        out += [f"{RESULTS}/{name}/tails.parquet", f"{RESULTS}/{name}/claims.md"]
+        if STUDY[name] == "optimizers":
+            out.append(f"{RESULTS}/{name}/simulate/escape.parquet")
         out += [
             f"{RESULTS}/{name}/figures/{fig}.{fmt}"
-            for fig in FIGURES
+            for figure_set in STUDY_FIGURES[STUDY[name]]
+            for fig in FIGURES[figure_set]
             for fmt in config["figures"]["formats"]
         ]
     return out
