@@ -265,10 +265,13 @@ def test_a_job_killed_mid_way_leaves_nothing_complete_and_the_rerun_resumes(tmp_
 def test_paper_config_lists_its_full_dag_without_data(root):
     text = dry_run(root, "--configfile", "config/paper.yaml")
     jobs = job_stats(text)
-    # 2 experiments × 6 optimizers × 3 seeds = 36 runs, 21 checkpoints each
-    assert jobs["train"] == 36 and jobs["sharpness"] == 36
-    assert jobs["noise"] == jobs["tails"] == 36 * 21
-    assert jobs["figures"] == jobs["claims"] == 2
+    # 2 experiments × 6 optimizers × 3 seeds = 36 runs, 21 checkpoints each; the large-batch study's
+    # 5 arms × 3 seeds (checkpoints 100, 500, 1000 inside every run but LB's 1200 iterations, and each
+    # run's last); the random-label study's 11 arms × 3 seeds, each at its last iteration
+    assert jobs["train"] == 36 + 15 + 33 and jobs["sharpness"] == 36 + 15 + 33
+    assert jobs["noise"] == jobs["tails"] == 36 * 21 + (2 * 4 + 3 * 4) * 3 + 33
+    assert jobs["figures"] == jobs["claims"] == 4
+    assert jobs["large_batch_figures"] == jobs["random_labels_figures"] == jobs["distance_fits"] == 1
     # the GPU jobs ask for the experiment's `resources`, not the 4 GB / 2 h defaults
     asked = {
         rule: set(re.findall(r"^    resources: .*?mem_mb=(\d+).*?runtime=(\d+)", block, re.M))
