@@ -47,7 +47,7 @@ def evaluate(study: str, s: dict, args) -> pd.DataFrame:
         claims = evaluate_claims(tails, escape, runs, cs)
         if args.escape_slopes:
             claims = pd.concat(
-                [claims, escape_law_claims(s, args, runs, tails, cs)], ignore_index=True
+                [claims, escape_law_claims(s, args, runs, tails, escape, cs)], ignore_index=True
             )
         return claims
     history, run_settings = read_histories(args.histories)
@@ -64,7 +64,9 @@ def evaluate(study: str, s: dict, args) -> pd.DataFrame:
     return random_labels.evaluate(runs, history, run_settings, tails, s["roles"], rs, cs)
 
 
-def escape_law_claims(s: dict, args, runs: pd.DataFrame, tails: pd.DataFrame, cs) -> pd.DataFrame:
+def escape_law_claims(
+    s: dict, args, runs: pd.DataFrame, tails: pd.DataFrame, simulated: pd.DataFrame, cs
+) -> pd.DataFrame:
     """A1–A5 from the escape-law stage's tables."""
     from gradnoise.studies import escape_law
 
@@ -81,6 +83,7 @@ def escape_law_claims(s: dict, args, runs: pd.DataFrame, tails: pd.DataFrame, cs
         table([args.escape_minima], ESCAPE_MINIMA_SCHEMA),
         escape_law.EscapeLawSettings(**s["claims"]["escape"]),
         cs,
+        simulated,
     )
 
 

@@ -41,17 +41,21 @@ def _empty(schema: pa.Schema) -> pd.DataFrame:
     return schema.empty_table().to_pandas()
 
 
-def verdicts(claim: str, **tables: pd.DataFrame) -> list[str]:
-    """The verdicts of one claim's rows, the other claims' tables empty."""
-    t = {
+def _empty_tables(**tables: pd.DataFrame | None) -> list[pd.DataFrame]:
+    """runs, tails, sweeps, slopes, minima: those given, the others empty."""
+    empty = {
         "runs": pd.DataFrame(columns=["arm", "optimizer", "seed", "status", "test_acc"]),
         "tails": _empty(TAILS_SCHEMA),
         "sweeps": _empty(ESCAPE_SWEEP_SCHEMA),
         "slopes": _empty(ESCAPE_SLOPES_SCHEMA),
         "minima": _empty(ESCAPE_MINIMA_SCHEMA),
-        **tables,
     }
-    out = evaluate(t["runs"], t["tails"], t["sweeps"], t["slopes"], t["minima"], ES, CS)
+    return [empty[k] if tables.get(k) is None else tables[k] for k in empty]
+
+
+def verdicts(claim: str, **tables: pd.DataFrame) -> list[str]:
+    """The verdicts of one claim's rows, the other claims' tables empty."""
+    out = evaluate(*_empty_tables(**tables), ES, CS)
     return out[out.claim == claim].verdict.tolist()
 
 
@@ -248,6 +252,24 @@ def test_a4_tells_the_levy_law_from_brownian_motion():
     assert verdicts("A4", minima=minima_table(1.95), tails=near_two) == [INCONCLUSIVE]
     one = minima_table(1.5, seeds=(3,))
     assert verdicts("A4", minima=one, tails=tails_alpha("sgd", 1.5, seeds=(3,))) == [INCONCLUSIVE]
+    matched = pd.DataFrame(
+        [
+            {
+                "scenario": "matched",
+                "arm": "sgd",
+                "status": "ok",
+                "alpha": 1.52,
+                "alpha_source": "raw",
+            }
+        ]
+    )
+    table = evaluate(
+        *_empty_tables(runs=None, tails=alpha, minima=minima_table(1.5)), ES, CS, matched
+    )
+    assert (
+        "matched SDE predicts exponent α = 1.52 (raw)"
+        in table[table.claim == "A4"].measured.iloc[0]
+    )
 
 
 def test_a5_compares_exit_times_at_the_sharpest_landscape_per_noise_kind():

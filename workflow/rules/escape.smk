@@ -107,6 +107,7 @@ rule escape_law_figures:
     input:
         code("figures"),
         "src/gradnoise/studies/escape_plots.py",
+        "src/gradnoise/studies/escape_law.py",
         sweeps=lambda w: escape_sweep_files(w.experiment),
         minima=f"{RESULTS}/{{experiment}}/escape/minima.parquet",
     output:

@@ -29,7 +29,8 @@ Rules, fixed before results (thresholds: config ``claims.escape``; level, power 
   checkpoint, as the simulate stage matches its SDEs), ballistic drift 1. Supported if the interval of
   exponent − α lies within ± ``levy_tolerance`` (``decide_within``) and that of 2 − exponent above
   ``brownian_margin`` (``decide``); not supported if exponent − α lies outside the tolerance;
-  otherwise inconclusive. The row names the prediction nearest to the mean exponent.
+  otherwise inconclusive. The row names the prediction nearest to the mean exponent and reports the
+  α of the arm's matched SDE in the simulate stage (whose escape time also scales as size^α).
 - A5, per noise kind, at the sharpest landscape of the sharpness sweep, per lr scale: log(τ_a/τ_b) of
   the exponential-MLE mean exit times with standard error √(1/r_a + 1/r_b) (r: exits) and a normal
   interval at ``ci_level``. Adai vs SGD-M: log(τ_Adai/τ_SGD-M) with ``decide_below`` at
@@ -108,14 +109,16 @@ def evaluate(
     minima: pd.DataFrame,
     es: EscapeLawSettings,
     cs: ClaimSettings,
+    simulated: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Claims A1–A5 (rows in the claims-table format of ``gradnoise.stats``). `runs`: one row per
     (arm, seed) with optimizer, status and test_acc; `sweeps`: rows of the sharpness sweeps (at least);
-    `slopes`, `minima`: the stage's tables."""
+    `slopes`, `minima`: the stage's tables; `simulated`: the simulate stage's escape table, whose
+    matched SDEs' α A4 reports beside the measured exponent."""
     rows = _a1(runs, es, cs)
     rows.append(_a2(slopes, cs))
     rows.append(_a3(slopes, es, cs))
-    rows += _a4(minima, tails, es, cs)
+    rows += _a4(minima, tails, es, cs, simulated)
     rows += _a5(sweeps, es, cs)
     return claims_frame(rows)
 
@@ -344,8 +347,24 @@ def radius_exponents(minima: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _matched_alpha(simulated: pd.DataFrame | None, arm: str) -> str:
+    """The α of the arm's matched SDE in the simulate stage (its escape time ∝ basin size^α too)."""
+    if simulated is None:
+        return "not given"
+    sel = simulated[
+        (simulated.scenario == "matched") & (simulated.arm == arm) & (simulated.status == "ok")
+    ]
+    if sel.empty:
+        return "no estimate"
+    return f"{sel.alpha.iloc[0]:.3g} ({sel.alpha_source.iloc[0]})"
+
+
 def _a4(
-    minima: pd.DataFrame, tails: pd.DataFrame, es: EscapeLawSettings, cs: ClaimSettings
+    minima: pd.DataFrame,
+    tails: pd.DataFrame,
+    es: EscapeLawSettings,
+    cs: ClaimSettings,
+    simulated: pd.DataFrame | None,
 ) -> list[dict[str, object]]:
     alphas = Alphas(tails)
     exps = radius_exponents(minima)
@@ -381,8 +400,8 @@ def _a4(
                 "A4",
                 CLAIMS["A4"],
                 pair=arm,
-                measured=f"{arm}: exponent of τ in the radius {exponent} (mean over lr scales per seed; by lr scale {by_scale}); α {a}; exponent − α {diff}; nearest law: {nearest}",
-                control="from each run's final checkpoint, its optimizer and checkpointed state on its own training data; α is the per-coordinate α of the raw noise at that checkpoint (as the simulate stage's matched SDE). Caveat: a network still descending drifts, and ballistic motion gives exponent 1",
+                measured=f"{arm}: exponent of τ in the radius {exponent} (mean over lr scales per seed; by lr scale {by_scale}); α {a}; exponent − α {diff}; nearest law: {nearest}; the simulate stage's matched SDE predicts exponent α = {_matched_alpha(simulated, arm)}",
+                control="from each run's final checkpoint, its optimizer and checkpointed state on its own training data; α is the per-coordinate α of the raw noise at that checkpoint, per seed (the sweeps' measured α is the same estimate). Caveat: a network still descending drifts, and ballistic motion gives exponent 1",
                 rule=f"per seed the exponent (least squares of log τ on log radius over the radii passed, mean over lr scales): supported if exponent − α lies inside ± levy_tolerance ({es.levy_tolerance}) and 2 − exponent above brownian_margin ({es.brownian_margin}); not supported if exponent − α lies outside the tolerance",
                 decision=d,
                 interval=diff,
