@@ -1,5 +1,5 @@
-"""Concatenate per-file tables (tails of every checkpoint, arm and seed; or escape tables) into one
-Parquet file, after checking each against its stage's contract."""
+"""Concatenate per-file tables (tails of every checkpoint, arm and seed; escape tables; escapes from
+minima) into one Parquet file, after checking each against its stage's contract."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ import argparse
 
 import pyarrow as pa
 
-from gradnoise.io import ESCAPE_SCHEMA, read_parquet, write_parquet
+from gradnoise.io import ESCAPE_MINIMA_SCHEMA, ESCAPE_SCHEMA, read_parquet, write_parquet
 from gradnoise.tails import TAILS_SCHEMA
 
 import _cli  # noqa: F401  (puts this repository's src/ first on the path)
 
-CONTRACTS = {"tails": TAILS_SCHEMA, "escape": ESCAPE_SCHEMA}
+CONTRACTS = {
+    "tails": TAILS_SCHEMA,
+    "escape": ESCAPE_SCHEMA,
+    "escape_minima": ESCAPE_MINIMA_SCHEMA,
+}
 
 
 def main() -> None:

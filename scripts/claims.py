@@ -1,5 +1,6 @@
 """Decide the claims of an experiment's study from its measurements: claims.md and claims.parquet.
-Zhou et al.'s C1–C8 (study `optimizers`), or a neighbouring paper's (gradnoise.studies)."""
+Zhou et al.'s C1–C8 (study `optimizers`, then A1–A5 where the escape-law stage ran), or a neighbouring
+paper's (gradnoise.studies)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import pyarrow as pa
 
 from gradnoise.claims import ClaimSettings, evaluate_claims
 from gradnoise.io import (
+    ESCAPE_MINIMA_SCHEMA,
     ESCAPE_SCHEMA,
+    ESCAPE_SLOPES_SCHEMA,
+    ESCAPE_SWEEP_SCHEMA,
     SHARPNESS_SCHEMA,
     read_histories,
     read_parquet,
@@ -40,7 +44,12 @@ def evaluate(study: str, s: dict, args) -> pd.DataFrame:
     cs = ClaimSettings(**general)
     if study == "optimizers":
         escape = read_parquet(args.escape, schema=ESCAPE_SCHEMA).to_pandas()
-        return evaluate_claims(tails, escape, runs, cs)
+        claims = evaluate_claims(tails, escape, runs, cs)
+        if args.escape_slopes:
+            claims = pd.concat(
+                [claims, escape_law_claims(s, args, runs, tails, escape, cs)], ignore_index=True
+            )
+        return claims
     history, run_settings = read_histories(args.histories)
     runs = runs.merge(run_settings[["arm", "seed", "batch_size"]], on=["arm", "seed"])
     if study == "large_batch":
@@ -55,6 +64,29 @@ def evaluate(study: str, s: dict, args) -> pd.DataFrame:
     return random_labels.evaluate(runs, history, run_settings, tails, s["roles"], rs, cs)
 
 
+def escape_law_claims(
+    s: dict, args, runs: pd.DataFrame, tails: pd.DataFrame, simulated: pd.DataFrame, cs
+) -> pd.DataFrame:
+    """A1–A5 from the escape-law stage's tables."""
+    from gradnoise.studies import escape_law
+
+    def table(paths: list[str], schema) -> pd.DataFrame:
+        return pd.concat(
+            [read_parquet(f, schema=schema).to_pandas() for f in paths], ignore_index=True
+        )
+
+    return escape_law.evaluate(
+        runs,
+        tails,
+        table(args.escape_sweeps, ESCAPE_SWEEP_SCHEMA),
+        table([args.escape_slopes], ESCAPE_SLOPES_SCHEMA),
+        table([args.escape_minima], ESCAPE_MINIMA_SCHEMA),
+        escape_law.EscapeLawSettings(**s["claims"]["escape"]),
+        cs,
+        simulated,
+    )
+
+
 def main() -> None:
     p = _cli.parser(__doc__)
     p.add_argument("--experiment", required=True)
@@ -63,6 +95,9 @@ def main() -> None:
     p.add_argument("--escape", help="escape table (study optimizers)")
     p.add_argument("--histories", nargs="*", default=[], help="training histories (studies)")
     p.add_argument("--fits", help="distance fits (study large_batch)")
+    p.add_argument("--escape_sweeps", nargs="*", default=[], help="escape-law sharpness sweeps")
+    p.add_argument("--escape_slopes", help="escape-law fits (then A1–A5 follow C1–C8)")
+    p.add_argument("--escape_minima", help="escapes from the trained minima")
     p.add_argument("--out-md", required=True)
     p.add_argument("--out-parquet", required=True)
     args = p.parse_args()

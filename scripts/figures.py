@@ -1,5 +1,5 @@
 """Render one set of figures of an experiment (PNG and/or PDF): the common ones, the escape-time ones,
-or a study's (the sets are listed in gradnoise.io.FIGURES)."""
+the escape-law stage's, or a study's (the sets are listed in gradnoise.io.FIGURES)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from matplotlib.figure import Figure
 
 from gradnoise import figures
 from gradnoise.io import (
+    ESCAPE_MINIMA_SCHEMA,
     ESCAPE_SCHEMA,
+    ESCAPE_SWEEP_SCHEMA,
     FIGURES,
     NOISE_SAMPLES_SCHEMA,
     SHARPNESS_SCHEMA,
@@ -112,11 +114,27 @@ def random_labels(args, s: dict, style: figures.ArmStyle) -> dict[str, Figure]:
     }
 
 
+def escape_law(args, s: dict, style: figures.ArmStyle) -> dict[str, Figure]:
+    from gradnoise.studies import escape_plots
+
+    sweeps = pd.concat(
+        [read_parquet(f, schema=ESCAPE_SWEEP_SCHEMA).to_pandas() for f in args.sweeps],
+        ignore_index=True,
+    )
+    minima = read_parquet(args.minima, schema=ESCAPE_MINIMA_SCHEMA).to_pandas()
+    return {
+        "escape_vs_sharpness": escape_plots.escape_vs_sharpness(sweeps),
+        "escape_vs_width_height": escape_plots.escape_vs_width_height(sweeps),
+        "escape_from_minima": escape_plots.escape_from_minima(minima, style),
+    }
+
+
 SETS: dict[str, Callable] = {
     "figures": common,
     "escape_figures": escape,
     "large_batch_figures": large_batch,
     "random_labels_figures": random_labels,
+    "escape_law_figures": escape_law,
 }
 
 
@@ -130,6 +148,8 @@ def main() -> None:
     p.add_argument("--sharpness", nargs="*", default=[])
     p.add_argument("--noise", help="noise file for the histogram (final checkpoint)")
     p.add_argument("--fits", help="distance fits (large-batch study)")
+    p.add_argument("--sweeps", nargs="*", default=[], help="escape-law landscape sweeps")
+    p.add_argument("--minima", help="escapes from the trained minima (escape-law stage)")
     p.add_argument("--outdir", required=True)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO)

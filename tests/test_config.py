@@ -18,7 +18,7 @@ BAD = [
     (
         "unknown top-level key",
         lambda c: c.update(bogus=1),
-        r"<top level>: unknown key\(s\) 'bogus'; allowed keys: claims, experiments",
+        r"<top level>: unknown key\(s\) 'bogus'; allowed keys: claims, escape, experiments",
     ),
     (
         "unknown experiment key",

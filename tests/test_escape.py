@@ -277,3 +277,18 @@ def test_escape_from_a_network_minimum_records_first_passages_per_radius():
     for r, t in zip(res.radii[:2], res.times[:2], strict=True):
         assert res.distance[t - 1] > r and (res.distance[: t - 1] <= r).all()
     assert res.times[0] <= res.times[1]
+
+
+def test_a_checkpointed_state_does_not_bring_back_its_learning_rate():
+    """torch's load_state_dict restores the saved lr; escape_from_minimum keeps the one asked for."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(128, 6, generator=gen)
+    y = (x[:, 0] > 0).long()
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 2)
+    fast = torch.optim.SGD(model.parameters(), lr=5.0, momentum=0.9)
+    state = fast.state_dict()  # no moments yet: only the hyperparameters would leak
+    res = escape_from_minimum(
+        model, x, y, "sgdm", {"lr": 1e-6, "momentum": 0.9}, [1e-2], 50, 32, 0, state
+    )
+    assert not res.exited[0] and res.distance.max() < 1e-3

@@ -60,11 +60,12 @@ def test_every_output_of_the_test_config_is_written(local_run):
                 assert (res / "tails" / run / f"step{step}.parquet").exists()
     for f in ("tails.parquet", "simulate/escape.parquet", "claims.md", "claims.parquet"):
         assert (res / f).stat().st_size > 0
-    for fig in FIGURES:
+    for fig in (f for s in ("figures", "escape_figures", "escape_law_figures") for f in FIGURES[s]):
         png = res / "figures" / f"{fig}.png"
         assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
     claims = (res / "claims.md").read_text()
     assert all(f"| C{i} |" in claims for i in range(1, 9))
+    assert all(f"| A{i} |" in claims for i in range(1, 6))  # the escape-law stage
     assert (local_run / "logs" / "test" / "train" / "sgd" / "seed3.log").exists()
     assert (
         local_run / "logs" / "test" / "noise" / "sgd" / "seed7" / "step30.benchmark.tsv"
@@ -154,6 +155,10 @@ def test_learning_rate_change_reruns_exactly_that_optimizers_chain(local_run):
         "simulate_arm": 1,
         "escape_table": 1,
         "figures": 1,
+        # the escape-law stage: adam's minimum only (the sweeps take their own lr and the SGD arms' α)
+        "escape_minimum": 1,
+        "escape_minima": 1,
+        "escape_law_figures": 1,
         "claims": 1,
         "all": 1,
     }
@@ -175,7 +180,7 @@ def test_simulation_setting_change_reruns_only_simulate_and_after(local_run):
 
 def test_figure_setting_change_reruns_only_figures(local_run):
     args = with_config(local_run, "fig.yaml", lambda c: c["figures"].update(dpi=61))
-    assert planned(local_run, *args) == {"figures": 1, "all": 1}
+    assert planned(local_run, *args) == {"figures": 1, "escape_law_figures": 1, "all": 1}
 
 
 def test_editing_a_stage_module_reruns_that_stage_and_after_but_the_readme_nothing(local_run):
@@ -192,6 +197,9 @@ def test_editing_a_stage_module_reruns_that_stage_and_after_but_the_readme_nothi
             "simulate_arm": 6,
             "escape_table": 1,
             "figures": 1,
+            "escape_sweep": 3,  # the SαS sweeps read the SGD arms' α
+            "escape_slopes": 1,
+            "escape_law_figures": 1,
             "claims": 1,
             "all": 1,
         }

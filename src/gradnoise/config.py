@@ -81,6 +81,7 @@ def prepare_config(config: dict[str, Any]) -> dict[str, Any]:
     for name, exp in cfg["experiments"].items():
         _complete_arm_hparams(name, exp, schema, validator)
         _check_experiment(name, exp)
+    _check_escape(cfg)
     return cfg
 
 
@@ -176,6 +177,50 @@ def _check_roles(key: str, exp: dict[str, Any], arms: dict[str, Any]) -> None:
             raise ConfigError(
                 f"config key {key}.study.roles.{role}: study {kind!r} needs an arm for role {role!r}, "
                 f"and {arm!r} is not an arm of this experiment; allowed: {', '.join(arms)}"
+            )
+
+
+# The bound each sweep axis must respect for a barrier of height ΔL to fit inside the width
+# (gradnoise.landscapes: ΔL < H w²/2), as a function of the other two.
+_ESCAPE_BOUNDS = {
+    "sharpness": lambda h, dl, w: f"sharpness > 2·height/width² = {2 * dl / w**2:g}",
+    "height": lambda h, dl, w: f"height < sharpness·width²/2 = {h * w**2 / 2:g}",
+    "width": lambda h, dl, w: f"width > √(2·height/sharpness) = {(2 * dl / h) ** 0.5:g}",
+}
+
+
+def _check_escape(cfg: dict[str, Any]) -> None:
+    """Every landscape of the escape sweeps has a barrier that fits (ΔL < H w²/2); with `enabled`,
+    every experiment of study `optimizers` trains an optimizer of `escape.optimizers` and, for a
+    `measured` α, an SGD-family arm whose noise gives it."""
+    esc = cfg["escape"]
+    base = esc["landscape"]
+    for axis, values in [("landscape", [None]), *esc["sweeps"].items()]:
+        for v in values:
+            land = {**base, axis: v} if v is not None else base
+            h, dl, w = land["sharpness"], land["height"], land["width"]
+            if not dl < h * w * w / 2:
+                key = f"escape.sweeps.{axis}" if v is not None else "escape.landscape.height"
+                bound = _ESCAPE_BOUNDS["height" if v is None else axis](h, dl, w)
+                raise ConfigError(
+                    f"config key {key}: {v if v is not None else dl:g} leaves no room for the "
+                    f"barrier (height {dl:g} ≥ sharpness·width²/2 = {h * w * w / 2:g}); allowed: {bound}"
+                )
+    if not esc["enabled"]:
+        return
+    for name, exp in cfg["experiments"].items():
+        if exp["study"]["kind"] != "optimizers":
+            continue
+        trained = {a.optimizer for a in expand_arms(name, exp).values()}
+        if not trained & set(esc["optimizers"]):
+            raise ConfigError(
+                f"config key escape.optimizers: none of {', '.join(esc['optimizers'])} is trained "
+                f"by experiments.{name}; allowed: {', '.join(sorted(trained))}"
+            )
+        if esc["noise"]["alpha"] == "measured" and not trained & {"sgd", "sgdm"}:
+            raise ConfigError(
+                f"config key escape.noise.alpha: `measured` needs an sgd or sgdm arm in "
+                f"experiments.{name}; give a number instead"
             )
 
 

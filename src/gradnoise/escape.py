@@ -560,12 +560,17 @@ def escape_from_minimum(
     from the model's current weights w* with seeded random minibatches of the data (training mode,
     cross-entropy, as in training) and record, for each radius, the first iteration at which
     ‖w_t − w*‖ > radius; stops once every radius is passed. A non-finite loss raises
-    FloatingPointError."""
+    FloatingPointError. The checkpointed state brings its moments (momentum buffer, v, …) but not its
+    hyperparameters: torch's ``load_state_dict`` restores the run's lr with them, which ``hparams``
+    replace again."""
     radii_arr = np.asarray(sorted(radii), dtype=float)
     w_star = flat_params(model).clone()
     opt = build_optimizer(optimizer, model.parameters(), hparams)
     if optimizer_state is not None:
+        settings = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
         opt.load_state_dict(optimizer_state)
+        for group, hp in zip(opt.param_groups, settings, strict=True):
+            group.update(hp)
     batches = BatchStream(len(data_y), batch_size, seed)
     times = np.full(len(radii_arr), max_iters, dtype=np.int64)
     exited = np.zeros(len(radii_arr), dtype=bool)

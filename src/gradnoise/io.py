@@ -144,6 +144,81 @@ ESCAPE_SCHEMA = pa.schema(
         ("path_steps", pa.int64()),
     ]
 )
+# The escape-law stage (gradnoise.escape_tables). escape/sweep_{axis}_{noise}.parquet: one row per
+# (optimizer, learning-rate scale, landscape) of one sweep — the measured escape time (exponential MLE
+# under censoring, iterations) and both theories' predictions (gradnoise.escape).
+ESCAPE_SWEEP_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("axis", pa.string()),
+        ("noise", pa.string()),
+        ("optimizer", pa.string()),
+        ("lr_scale", pa.float64()),
+        ("lr", pa.float64()),
+        ("alpha", pa.float64()),
+        ("alpha_measured", pa.float64()),
+        ("alpha_source", pa.string()),
+        ("noise_model", pa.string()),
+        ("scale", pa.float64()),
+        ("batch_size", pa.float64()),
+        ("sharpness", pa.float64()),
+        ("height", pa.float64()),
+        ("width", pa.float64()),
+        ("dim", pa.int64()),
+        ("n_paths", pa.int64()),
+        ("n_exits", pa.int64()),
+        ("max_iters", pa.int64()),
+        ("warmup", pa.int64()),
+        ("mean_exit", pa.float64()),
+        ("ci_low", pa.float64()),
+        ("ci_high", pa.float64()),
+        ("path_steps", pa.int64()),
+        ("gain", pa.float64()),
+        ("log_tau_diffusion", pa.float64()),
+        ("kramers_exponent", pa.float64()),
+        ("log_tau_levy", pa.float64()),
+        ("levy_absolute", pa.bool_()),
+    ]
+)
+# escape/slopes.parquet: per (axis, noise, optimizer, lr scale, regressor) the fitted slope of log τ
+# with its interval and the theories' slopes at the same design points (gradnoise.escape.fit_sweep).
+ESCAPE_SLOPES_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("axis", pa.string()),
+        ("noise", pa.string()),
+        ("optimizer", pa.string()),
+        ("lr_scale", pa.float64()),
+        ("lr", pa.float64()),
+        ("alpha", pa.float64()),
+        ("regressor", pa.string()),
+        ("n_points", pa.int64()),
+        ("n_without_exits", pa.int64()),
+        ("slope", pa.float64()),
+        ("slope_low", pa.float64()),
+        ("slope_high", pa.float64()),
+        ("chi2_red", pa.float64()),
+        ("slope_diffusion", pa.float64()),
+        ("slope_kramers", pa.float64()),
+        ("slope_levy", pa.float64()),
+    ]
+)
+# escape/minima/{arm}/seed{seed}.parquet and escape/minima.parquet: per (run, lr scale, radius) the
+# first iteration at which ‖w_t − w*‖ exceeded the radius after the run's final checkpoint
+# (max_iters and censored where it never did; status other than ok: no escape was run).
+ESCAPE_MINIMA_SCHEMA = pa.schema(
+    [
+        *CHECKPOINT_KEY,
+        ("lr_scale", pa.float64()),
+        ("lr", pa.float64()),
+        ("batch_size", pa.int64()),
+        ("radius", pa.float64()),
+        ("exit_iteration", pa.int64()),
+        ("censored", pa.bool_()),
+        ("max_iters", pa.int64()),
+        ("max_distance", pa.float64()),
+    ]
+)
 _DICT_STR = pa.dictionary(pa.int32(), pa.string())
 _F64S = pa.list_(pa.float64())
 # The noise stage's two tables (see the module docstring). `coords` holds n values per row, n fixed per
@@ -205,8 +280,10 @@ FIGURES = {
         "training_curves_both_phases",
         "bad_vs_good_minima",
     ),
+    "escape_law_figures": ("escape_vs_sharpness", "escape_vs_width_height", "escape_from_minima"),
 }
-# Which figure rules serve an experiment of each study kind.
+# Which figure rules serve an experiment of each study kind (`optimizers` also escape_law_figures
+# when the escape stage is enabled: workflow/rules/common.smk).
 STUDY_FIGURES = {
     "optimizers": ("figures", "escape_figures"),
     "large_batch": ("figures", "large_batch_figures"),

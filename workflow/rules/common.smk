@@ -16,6 +16,7 @@ RESULTS = config["results"]
 EXPERIMENTS = config["experiments"]
 ARMS = {name: expand_arms(name, exp) for name, exp in EXPERIMENTS.items()}
 STUDY = {name: exp["study"]["kind"] for name, exp in EXPERIMENTS.items()}
+ESCAPE = config["escape"]
 
 
 wildcard_constraints:
@@ -229,6 +230,11 @@ def claims_inputs(w):
     }
     if STUDY[exp] == "optimizers":
         inputs["escape"] = f"{RESULTS}/{exp}/simulate/escape.parquet"
+    if has_escape(exp):  # A1–A5 after C1–C8
+        inputs["study"] = "src/gradnoise/studies/escape_law.py"
+        inputs["escape_sweeps"] = escape_sweep_files(exp, ["sharpness"])
+        inputs["escape_slopes"] = f"{RESULTS}/{exp}/escape/slopes.parquet"
+        inputs["escape_minima"] = f"{RESULTS}/{exp}/escape/minima.parquet"
     else:
         inputs["study"] = f"src/gradnoise/studies/{STUDY[exp]}.py"
         inputs["histories"] = histories(exp)
@@ -261,15 +267,114 @@ def claims_settings(w):
     )
 
 
+def has_escape(experiment):
+    """Whether the experiment gets the escape-law stage (config/README.md, `escape`)."""
+    return ESCAPE["enabled"] and STUDY[experiment] == "optimizers"
+
+
+def escape_optimizers(experiment):
+    """The optimizers of `escape.optimizers` the experiment trains, each with the experiment's
+    hyperparameters and its landscape learning rate."""
+    exp = EXPERIMENTS[experiment]
+    trained = {arm.optimizer for arm in ARMS[experiment].values()}
+    return {
+        opt: {**exp.get("optimizers", {}).get(opt, {}), "lr": lr}
+        for opt, lr in ESCAPE["optimizers"].items()
+        if opt in trained
+    }
+
+
+def escape_sweep_files(experiment, axes=("sharpness", "height", "width")):
+    return [
+        f"{RESULTS}/{experiment}/escape/sweep_{axis}_{noise}.parquet"
+        for axis in axes
+        for noise in ("gaussian", "sas")
+    ]
+
+
+def escape_alpha_tails(w):
+    """The tails files a measured α comes from (SαS sweeps only): the final checkpoints of the
+    SGD-family arms, every seed."""
+    if w.noise != "sas" or ESCAPE["noise"]["alpha"] != "measured":
+        return []
+    return [
+        f"{RESULTS}/{w.experiment}/tails/{arm.name}/seed{seed}/step{arm.final_step}.parquet"
+        for arm in ARMS[w.experiment].values()
+        if arm.optimizer in ("sgd", "sgdm")
+        for seed in EXPERIMENTS[w.experiment]["seeds"]
+    ]
+
+
+def escape_sweep_settings(w):
+    """One sweep's settings: the Gaussian sweeps do not read α, a fixed α does not read alpha_max."""
+    noise = {k: ESCAPE["noise"][k] for k in ("scale", "batch_size")}
+    if w.noise == "sas":
+        noise.update(alpha=ESCAPE["noise"]["alpha"], model=ESCAPE["noise"]["model"])
+        if noise["alpha"] == "measured":
+            noise["alpha_max"] = ESCAPE["noise"]["alpha_max"]
+    return as_json(
+        {
+            "experiment": w.experiment,
+            "axis": w.axis,
+            "values": ESCAPE["sweeps"][w.axis],
+            "noise": {"kind": w.noise, **noise},
+            "landscape": ESCAPE["landscape"],
+            "optimizers": escape_optimizers(w.experiment),
+            "lr_scales": ESCAPE["lr_scales"],
+            **{k: ESCAPE[k] for k in ("seed", "device", "n_paths", "max_iters")},
+        }
+    )
+
+
+def escape_gpus(w):
+    return int(ESCAPE["device"].startswith("cuda"))
+
+
+def escape_minimum_files(experiment):
+    """One file per (arm, seed) of the first `minima.seeds` seeds."""
+    seeds = EXPERIMENTS[experiment]["seeds"][: ESCAPE["minima"]["seeds"]]
+    return [
+        f"{RESULTS}/{experiment}/escape/minima/{arm}/seed{seed}.parquet"
+        for arm in ARMS[experiment]
+        for seed in seeds
+    ]
+
+
+def escape_minimum_settings(w):
+    exp = EXPERIMENTS[w.experiment]
+    return as_json(
+        {
+            "run": run_key(w),
+            "training": arm_of(w).training.as_dict(),
+            "dataset": exp["dataset"],
+            "model": exp["model"],
+            "device": exp["device"],
+            "minima": {k: v for k, v in ESCAPE["minima"].items() if k != "seeds"},
+            "seed": ESCAPE["seed"],
+        }
+    )
+
+
+def figure_sets(experiment):
+    """The figure rules that serve an experiment."""
+    sets = STUDY_FIGURES[STUDY[experiment]]
+    return (*sets, "escape_law_figures") if has_escape(experiment) else sets
+
+
 def final_outputs():
     out = []
     for name in EXPERIMENTS:
         out += [f"{RESULTS}/{name}/tails.parquet", f"{RESULTS}/{name}/claims.md"]
         if STUDY[name] == "optimizers":
             out.append(f"{RESULTS}/{name}/simulate/escape.parquet")
+        if has_escape(name):
+            out += [
+                f"{RESULTS}/{name}/escape/slopes.parquet",
+                f"{RESULTS}/{name}/escape/minima.parquet",
+            ]
         out += [
             f"{RESULTS}/{name}/figures/{fig}.{fmt}"
-            for figure_set in STUDY_FIGURES[STUDY[name]]
+            for figure_set in figure_sets(name)
             for fig in FIGURES[figure_set]
             for fmt in config["figures"]["formats"]
         ]
