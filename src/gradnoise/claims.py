@@ -128,6 +128,12 @@ class Alphas:
         return "; ".join(notes)
 
 
+def run_values(runs: pd.DataFrame, arm: str, column: str) -> dict[int, float]:
+    """Seed → `column` of the arm's runs that ended ok (the sharpness tables: one row per run)."""
+    ok = runs[(runs.arm == arm) & (runs.status == "ok")]
+    return dict(zip(ok.seed.astype(int), ok[column].astype(float), strict=True))
+
+
 def _combine(a: dict[int, float], b: dict[int, float], f: Callable) -> dict[int, float]:
     return {s: f(a[s], b[s]) for s in sorted(set(a) & set(b))}
 
@@ -439,11 +445,8 @@ def _c6(escape: pd.DataFrame, sgd: str, adam: str, cs: ClaimSettings) -> dict[st
 def _c7_c8(
     claim: str, runs: pd.DataFrame, sgd: str, adam: str, cs: ClaimSettings
 ) -> dict[str, object]:
-    ok = runs[runs.status == "ok"]
-
     def col(arm: str, c: str) -> dict[int, float]:
-        sel = ok[ok.arm == arm]
-        return dict(zip(sel.seed.astype(int), sel[c].astype(float), strict=True))
+        return run_values(runs, arm, c)
 
     diverged = runs[(runs.status != "ok") & runs.arm.isin([sgd, adam])]
     note = (

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from gradnoise.claims import Alphas, ClaimSettings
+from gradnoise.claims import Alphas, ClaimSettings, run_values
 from gradnoise.stats import (
     INCONCLUSIVE,
     NO_INTERVAL,
@@ -147,11 +147,9 @@ def _members(optimizers: pd.Series, names: pd.Series, family: tuple[str, ...]) -
 def _a1(runs: pd.DataFrame, es: EscapeLawSettings, cs: ClaimSettings) -> list[dict[str, object]]:
     arms = runs.drop_duplicates("arm")
     adais = _members(arms.optimizer, arms.arm, ADAI_FAMILY)
-    ok = runs[runs.status == "ok"]
 
     def acc(arm: str) -> dict[int, float]:
-        sel = ok[ok.arm == arm]
-        return dict(zip(sel.seed.astype(int), sel.test_acc.astype(float), strict=True))
+        return run_values(runs, arm, "test_acc")
 
     def note(*pair: str) -> str:
         bad = runs[(runs.status != "ok") & runs.arm.isin(pair)]

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import curve_fit
 
-from gradnoise.claims import CONTROLLED, Alphas, ClaimSettings, estimator_label
+from gradnoise.claims import CONTROLLED, Alphas, ClaimSettings, estimator_label, run_values
 from gradnoise.stats import (
     Decision,
     agree,
@@ -133,11 +133,6 @@ def distance_fits(histories: pd.DataFrame, phase_end: Mapping[str, int]) -> pd.D
     )
 
 
-def _per_seed(runs: pd.DataFrame, arm: str, column: str) -> dict[int, float]:
-    ok = runs[(runs.arm == arm) & (runs.status == "ok")]
-    return dict(zip(ok.seed.astype(int), ok[column].astype(float), strict=True))
-
-
 def _curve_gap(histories: pd.DataFrame, a: str, b: str) -> dict[int, float]:
     """Per seed: test accuracy of arm a minus arm b at equal numbers of updates, averaged over the
     evaluations both runs made (iteration > 0)."""
@@ -162,7 +157,7 @@ def evaluate(
     cs: ClaimSettings,
 ) -> pd.DataFrame:
     """Claims H1–H6 (rows in the claims-table format of ``gradnoise.stats``)."""
-    acc = {role: _per_seed(runs, arm, "test_acc") for role, arm in roles.items()}
+    acc = {role: run_values(runs, arm, "test_acc") for role, arm in roles.items()}
     r = roles
     rows = []
 

@@ -212,7 +212,8 @@ def accuracy_per_regime(runs: pd.DataFrame, roles: Mapping[str, str], style: Arm
                 label="training accuracy" if i == 0 and j == 0 else None,
             )
     ax.set_xticks(range(len(regimes)), [r.replace("_", " ") for r in regimes])
-    lo = ok.test_acc.min() if len(ok) else 0
+    shown = ok[ok.arm.isin([roles[f"{r}_{i}"] for r in regimes for i in INIT_COLORS])]
+    lo = shown.test_acc.min() if len(shown) else 0
     ax.set_ylim(max(0, lo - 5), 100.5)
     ax.set_ylabel("accuracy (%)")
     ax.set_title(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from gradnoise.claims import CONTROLLED, Alphas, ClaimSettings, estimator_label
+from gradnoise.claims import CONTROLLED, Alphas, ClaimSettings, estimator_label, run_values
 from gradnoise.stats import (
     INCONCLUSIVE,
     SUPPORTED,
@@ -50,15 +50,10 @@ class RandomLabelSettings:
     remove_margin: float = 1.0
 
 
-def _per_seed(runs: pd.DataFrame, arm: str, column: str) -> dict[int, float]:
-    ok = runs[(runs.arm == arm) & (runs.status == "ok")]
-    return dict(zip(ok.seed.astype(int), ok[column].astype(float), strict=True))
-
-
 def _gap(runs: pd.DataFrame, roles: Mapping[str, str], regime: str) -> dict[int, float]:
     """Per seed: test accuracy from a random initialization minus from the adversarial one."""
-    rand = _per_seed(runs, roles[f"{regime}_random"], "test_acc")
-    adv = _per_seed(runs, roles[f"{regime}_adversarial"], "test_acc")
+    rand = run_values(runs, roles[f"{regime}_random"], "test_acc")
+    adv = run_values(runs, roles[f"{regime}_adversarial"], "test_acc")
     return {s: rand[s] - adv[s] for s in sorted(set(rand) & set(adv))}
 
 
@@ -85,7 +80,7 @@ def evaluate(
     runs = runs[~runs.seed.isin(missed)]
     gaps = {r: _gap(runs, roles, r) for r in regimes}
     adv, rnd = roles["vanilla_adversarial"], roles["vanilla_random"]
-    fit = cs.interval(_per_seed(runs, adv, "train_acc").values())
+    fit = cs.interval(run_values(runs, adv, "train_acc").values())
     gap = cs.interval(gaps["vanilla"].values())
     decision = decide(gap, rs.gap_margin)
     if decision.verdict == SUPPORTED and not fit.value >= rs.fit_accuracy:
@@ -98,7 +93,7 @@ def evaluate(
             "R1",
             CLAIMS["R1"],
             pair=f"{rnd} − {adv}",
-            measured=f"test accuracy {rnd} {cs.interval(_per_seed(runs, rnd, 'test_acc').values())} vs {adv} {cs.interval(_per_seed(runs, adv, 'test_acc').values())}; gap {gap} points; training accuracy of {adv} {fit}{caveat}",
+            measured=f"test accuracy {rnd} {cs.interval(run_values(runs, rnd, 'test_acc').values())} vs {adv} {cs.interval(run_values(runs, adv, 'test_acc').values())}; gap {gap} points; training accuracy of {adv} {fit}{caveat}",
             control="runs paired by seed; the same clean data, optimizer and iterations, only the initialization differs",
             rule=f"the seed-paired gap (random − adversarial): supported if its interval lies above 0, its mean above gap_margin ({rs.gap_margin} points) and the adversarial runs fit the training set (mean ≥ fit_accuracy, {rs.fit_accuracy} %); not supported if the interval lies below the margin",
             decision=decision,
@@ -133,8 +128,8 @@ def evaluate(
             )
         )
     lam_adv, lam_rnd = (
-        _per_seed(runs, adv, "top_eigenvalue"),
-        _per_seed(runs, rnd, "top_eigenvalue"),
+        run_values(runs, adv, "top_eigenvalue"),
+        run_values(runs, rnd, "top_eigenvalue"),
     )
     sharper = cs.interval(
         (lam_adv[s] - lam_rnd[s]) / lam_rnd[s] for s in sorted(set(lam_adv) & set(lam_rnd))
@@ -143,8 +138,8 @@ def evaluate(
         r: str(
             cs.interval(
                 paired_differences(
-                    _per_seed(runs, roles[f"{r}_adversarial"], "top_eigenvalue"),
-                    _per_seed(runs, roles[f"{r}_random"], "top_eigenvalue"),
+                    run_values(runs, roles[f"{r}_adversarial"], "top_eigenvalue"),
+                    run_values(runs, roles[f"{r}_random"], "top_eigenvalue"),
                 )
             )
         )
