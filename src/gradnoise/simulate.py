@@ -8,6 +8,9 @@ Matching (per optimizer, final checkpoint, mean over seeds, training split, whol
 - M: diag(√λ_1, …, √λ_d) from the top d eigenvalues of the noise covariance of the update — the
   ``preconditioned`` view for Adam/AdamW (whose spectrum is that of D⁻¹ΣD⁻¹), ``raw`` otherwise.
 
+Integrator (``scheme``, stated in every row): the jump-adapted scheme of sde.simulate_exits_jump, or
+Euler–Maruyama as the cross-check.
+
 Normalization (stated in every row): M is rescaled to trace(MMᵀ) = d and the drift is not
 preconditioned (D = I), and every optimizer shares ε and the basin. The comparison therefore isolates
 the two quantities the paper's argument rests on — the tail index and the shape (anisotropy) of the
@@ -52,6 +55,7 @@ ESCAPE_SCHEMA = pa.schema(
         ("alpha_source", pa.string()),
         ("spectrum_view", pa.string()),
         ("eps", pa.float64()),
+        ("scheme", pa.string()),
         ("dt", pa.float64()),
         ("basin", pa.string()),
         ("scale", pa.string()),
@@ -89,6 +93,7 @@ class SimSettings:
     alpha_estimator: str
     alpha_max: float
     calibration: dict[str, Any]
+    scheme: str = "jump"
     device: str = "cpu"
     threads: int = 2
 
@@ -105,10 +110,12 @@ def _run(basin: Basin, noise: Noise, eps: float, n_paths: int, ss: SimSettings, 
         t_max=t_max,
         seed=hash_seed(ss.seed, *key),
         device=ss.device,
+        scheme=ss.scheme,
     )
     mean, lo, hi = exponential_mle(ex.times, ex.exited)
     return {
         "eps": eps,
+        "scheme": ss.scheme,
         "dt": ss.dt,
         "basin": basin.kind,
         "dim": basin.dim,
@@ -233,6 +240,7 @@ def matched(experiment: str, optimizer: str, tails: pa.Table, ss: SimSettings) -
         "experiment": experiment,
         "scenario": "matched",
         "optimizer": optimizer,
+        "scheme": ss.scheme,
         "normalization": NORMALIZATION,
     }
     match = matched_noise(tails, optimizer, ss)
