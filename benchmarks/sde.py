@@ -1,7 +1,7 @@
-"""Exit-time simulators, one run: the Euler kernel's path-steps/s (against a plain numpy loop written
-here), the jump-adapted scheme's equivalent throughput and its ratio to Euler, its accuracy against
-the closed form (1-D, ε = 0.01), its agreement with Euler in the matched d-D setups (ε = 0.1), and
-measured/predicted against ε per basin down to where it is within 5 % of 1.
+"""Exit-time simulators, one run: the Euler kernel's path-steps/s (against a plain numpy loop
+written here), the jump-adapted scheme's equivalent throughput and its ratio to Euler, its accuracy
+against the closed form (1-D, ε = 0.01), its agreement with Euler in the matched d-D setups
+(ε = 0.1), and measured/predicted against ε per basin down to where it is within 5 % of 1.
 
     python benchmarks/sde.py [--paths 200000] [--steps 200] [--alpha 1.5] [--device cpu|cuda]
 
@@ -60,7 +60,7 @@ def plain_numpy(n_paths: int, steps: int, alpha: float, eps: float, dt: float, s
 def timed_run(
     basin: Basin, noise: Noise, eps: float, n: int, dt: float, scheme: str, seed: int, dev
 ):
-    """(measured/predicted, CI low, CI high, #exits, mean exit time, seconds) of one configuration."""
+    """(measured/predicted, CI low, CI high, #exits, mean exit time, seconds) of one run."""
     pred = predicted_exit_time(basin, noise, eps)
     start = time.perf_counter()
     ex = simulate_exits(

@@ -47,8 +47,8 @@ EXTREMES32 = [0.0, 2.0**-24, 0.5, 1 - 2.0**-24, 1.0]
 
 
 def _extreme_rand(monkeypatch: pytest.MonkeyPatch) -> None:
-    """torch.rand returning only the extreme float32 uniforms, every pair of successive calls (V then
-    W in CMS) covering every combination."""
+    """torch.rand returning only the extreme float32 uniforms, every pair of successive calls (V
+    then W in CMS) covering every combination."""
     pairs = torch.tensor([(u, w) for u in EXTREMES32 for w in EXTREMES32])
     calls = [0]
 

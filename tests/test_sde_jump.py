@@ -1,4 +1,4 @@
-"""The jump-adapted exit-time scheme against the closed form, against Euler, and its building blocks."""
+"""The jump-adapted exit-time scheme against the closed form and Euler, and its building blocks."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from gradnoise.simulate import SimSettings, calibration
 
 @pytest.mark.parametrize("alpha", [1.2, 1.5, 1.8])
 def test_jump_scheme_matches_closed_form_at_eps_001(alpha):
-    # 4,000 paths: the MLE's relative sd is 1/√4000 = 1.6 %; the finite-ε bias at ε = 0.01 is < 0.5 %
+    # 4,000 paths: the MLE's relative sd is 1/√4000 = 1.6 %; the finite-ε bias at ε = 0.01 < 0.5 %
     measured = mean_exit_time_1d(alpha, 0.01, 1.0, 1.0, n_paths=4000, seed=3, scheme="jump")
     assert measured / predicted_exit_time_1d(alpha, 0.01, 1.0, 1.0) == pytest.approx(1.0, abs=0.065)
 
@@ -102,7 +102,7 @@ def test_big_jump_rate_and_small_jump_variance_match_the_levy_measure():
         radon_measure(ball, Noise(1.3, "isotropic", np.eye(3)), n_mc=1000), rel=1e-9
     )
     # the jumps up to δ of a unit-time increment have variance Σ y² over ν: Monte Carlo of
-    # Poisson(ν) on [δ/100, δ] (the rest below contributes (1/100)^(2−α) = 10 %, added in closed form)
+    # Poisson(ν) on [δ/100, δ] (the rest below adds (1/100)^(2−α) = 10 %, in closed form)
     rng = np.random.default_rng(0)
     delta, a = 0.5, 1.5
     lo = delta / 100

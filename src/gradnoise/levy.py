@@ -8,8 +8,8 @@ c_{d,α} = α 2^(α−1) Γ((α+d)/2) / (π^(d/2) Γ(1−α/2)) (c_{1,α} = c_α
 
 Chambers–Mallows–Stuck (β = 0): V ~ U(−π/2, π/2), W ~ Exp(1),
 X = sin(αV) / cos(V)^(1/α) · (cos((1−α)V) / W)^((1−α)/α). The uniforms are drawn on the open
-interval (0, 1) and cos V is evaluated away from its rounding to a negative number, so that no sample
-is NaN or infinite.
+interval (0, 1) and cos V is evaluated away from its rounding to a negative number, so that no
+sample is NaN or infinite.
 Isotropic: X = √A · G with G ~ N(0, 2I) and A ~ S_{α/2}(cos(πα/4)^(2/α), 1, 0) (Samorodnitsky & Taqqu
 1994, Prop. 2.5.2), A drawn by CMS for β = 1.
 """
@@ -53,9 +53,9 @@ def tail_rate(alpha: float, delta: float, d: int = 1) -> float:
 
 
 def small_jump_variance(alpha: float, delta: float, d: int = 1) -> float:
-    """∫_{‖y‖ ≤ δ} y_1² ν(dy) = c_{d,α} |S^(d−1)| δ^(2−α) / (d (2 − α)): the variance per unit time of
-    one coordinate of the jumps up to δ, and of the Brownian motion that replaces them (Asmussen &
-    Rosiński 2001: valid as δ → 0 since σ(δ)/δ ∝ δ^(−α/2) → ∞)."""
+    """∫_{‖y‖ ≤ δ} y_1² ν(dy) = c_{d,α} |S^(d−1)| δ^(2−α) / (d (2 − α)): the variance per unit time
+    of one coordinate of the jumps up to δ, and of the Brownian motion that replaces them (Asmussen
+    & Rosiński 2001: valid as δ → 0 since σ(δ)/δ ∝ δ^(−α/2) → ∞)."""
     return (
         isotropic_levy_constant(alpha, d)
         * sphere_area(d)

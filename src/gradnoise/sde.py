@@ -3,15 +3,16 @@
     dθ = −D⁻¹∇f(θ) dt + ε M dL_t,   M = D⁻¹Σ^(1/2),   θ_0 = θ* = 0,
 
 integrated by Euler–Maruyama (an increment of L over dt is dt^(1/α) ξ with ξ unit SαS, independent
-coordinates or rotationally invariant) or by a jump-adapted scheme (simulate_exits_jump: the big jumps
-as events, the exact Ornstein–Uhlenbeck law between them), whose cost per exit does not grow as ε → 0.
+coordinates or rotationally invariant) or by a jump-adapted scheme (simulate_exits_jump: the big
+jumps as events, the exact Ornstein–Uhlenbeck law between them), whose cost per exit does not grow
+as ε → 0.
 Prediction (Imkeller & Pavlyukevich 2006 and its d-D form): E σ ≈ 1 / (ε^α m(G)),
 m(G) = ν({y : θ* + M y ∉ G}).
 
-Simulation is vectorized over paths in torch (CPU or GPU): finished paths are dropped as they finish,
-and every configuration draws from its own seeded generator. A non-finite state stops the simulation
-(FloatingPointError); it never counts as an exit. Mean exit times use censoring at t_max and the
-exponential MLE Σ min(σ_i, t_max) / #exits.
+Simulation is vectorized over paths in torch (CPU or GPU): finished paths are dropped as they
+finish, and every configuration draws from its own seeded generator. A non-finite state stops the
+simulation (FloatingPointError); it never counts as an exit. Mean exit times use censoring at t_max
+and the exponential MLE Σ min(σ_i, t_max) / #exits.
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ class Basin:
         return bound.min(axis=1)
 
     def min_exit_distance(self, m: np.ndarray) -> float:
-        """inf over unit w of r(M w): the shortest jump of L that can leave G (box: the row norms of M
-        against the nearest bounds; ellipsoid: 1/‖diag(1/upper) M‖₂)."""
+        """inf over unit w of r(M w): the shortest jump of L that can leave G (box: the row norms
+        of M against the nearest bounds; ellipsoid: 1/‖diag(1/upper) M‖₂)."""
         if self.kind == "ellipsoid":
             return 1.0 / np.linalg.norm(m / self.upper[:, None], 2)
         with np.errstate(divide="ignore"):
@@ -154,7 +155,7 @@ def _faces(xs: torch.Tensor, lo: torch.Tensor, up: torch.Tensor) -> np.ndarray:
 
 
 def _check_finite(xs: torch.Tensor, what: str) -> None:
-    """A non-finite state is a numerical failure, never an exit (NaN compares False with any bound)."""
+    """A non-finite state is a numerical failure, never an exit (NaN fails every bound check)."""
     if not bool(torch.isfinite(xs).all()):
         raise FloatingPointError(f"non-finite state in the exit simulation ({what})")
 
@@ -254,17 +255,15 @@ def _simulate_exits_euler(
 
 # The jump-adapted scheme ------------------------------------------------------------------------
 
-JUMP_THRESHOLD = (
-    0.1  # δ as a fraction of the shortest jump that can leave G (see simulate_exits_jump)
-)
+JUMP_THRESHOLD = 0.2  # δ as a fraction of the shortest jump that can leave G
 SAFE_LEVEL = 25.0  # a·d²/q above this: the Gaussian part is too far from a face to cross it
 
 
 @dataclass(frozen=True)
 class _NoiseSplit:
-    """ε M dL split at jump length δ: big jumps (rate, source probabilities, per-source δ in units of
-    L and per-source state jump per unit of L) and the Brownian part (variance rate q per coordinate,
-    Cholesky factor of its correlation or None)."""
+    """ε M dL split at jump length δ: big jumps (rate, source probabilities, per-source δ in units
+    of L and per-source state jump per unit of L) and the Brownian part (variance rate q per
+    coordinate, Cholesky factor of its correlation or None)."""
 
     rate: float
     source_p: torch.Tensor
@@ -323,9 +322,9 @@ def _bridge_hit(
     d0: torch.Tensor, d1: torch.Tensor, decay: torch.Tensor, var: torch.Tensor
 ) -> torch.Tensor:
     """P(an OU bridge hits a level | distances d0, d1 > 0 to it at the ends), by the time change
-    X_t e^(at) = x0 + W(q(e^(2at) − 1)/(2a)): exp(−2 d0 d1 e^(−aτ)/(q g)) (var = q g). Exact for the
-    level 0 (the mean); for a level b ≠ 0 it replaces the curved boundary b e^(at) by its chord, which
-    is exact as aτ → 0 (the Brownian bridge exp(−2 d0 d1/(qτ))). 1 where an end is on the far side."""
+    X_t e^(at) = x0 + W(q(e^(2at) − 1)/(2a)): exp(−2 d0 d1 e^(−aτ)/(q g)) (var = q g). Exact for
+    the level 0 (the mean); for a level b ≠ 0 it replaces the curved boundary b e^(at) by its chord,
+    exact as aτ → 0 (the Brownian bridge exp(−2 d0 d1/(qτ))). 1 where an end is on the far side."""
     apart = (d0 > 0) & (d1 > 0)
     return torch.where(apart, torch.exp(-2 * d0 * d1 * decay / var), 1.0)
 
@@ -346,8 +345,9 @@ def _skew_ou_step(
     x1 is exact unless the bridge hit 0 (_bridge_hit). Then the hitting time has W-time x0²/Z² with
     |Z| > |x0|/√v (v = q g e^(2aτ)), and the rest s = τ − T starts at 0: side + with probability
     w₊/(w₊ + w₋), w± = √((1 − e^(−2a± s))/(2a±)), and |N(0, q w±²)| on that side. That law is exact
-    for a₊ = a₋ and for s ≫ 1/a (the stationary law ∝ exp(−a± x²/q)); in between it keeps the density
-    continuous at 0, as the true one is."""
+    for a₊ = a₋ and for s ≫ 1/a (the stationary law ∝ exp(−a± x²/q)); in between it keeps the
+    density continuous at 0, as the true one is (measured for a₋/a₊ = 16 against a fine Euler run:
+    P(X > 0) too high by up to 0.05 for 1/a₋ < s < 1/a₊)."""
     shape, dev, dtype = x0.shape, x0.device, x0.dtype
     hit = open_uniform(shape, gen, dev, dtype) < _bridge_hit(x0.abs(), x1 * x0.sign(), decay, var)
     z0 = x0.abs() * decay / var.sqrt()
@@ -418,7 +418,8 @@ def _diffusion_step(
     gen: torch.Generator,
 ) -> tuple[torch.Tensor, ...]:
     """The exact OU transition of each coordinate over τ (curvature of x's side, the valley's
-    coordinates by _skew_ou_step); also returns the per-coordinate curvature, e^(−aτ) and variance."""
+    coordinates by _skew_ou_step); also returns each coordinate's curvature, e^(−aτ) and
+    variance."""
     n, d = x.shape
     a = torch.where(x > 0, a_pos, a_neg)
     decay, g = _ou_factors(a, tau[:, None])
@@ -471,23 +472,31 @@ def simulate_exits_jump(
     device: str | torch.device = "cpu",
     threshold: float = JUMP_THRESHOLD,
 ) -> Exits:
-    """First exit times by a jump-adapted scheme (float64, vectorized over paths).
+    """First exit times by a jump-adapted scheme (vectorized over paths; float32 state, float64
+    clock).
 
     The driving noise is split at jump length δ (_split_noise, δ = `threshold` × the shortest jump
     that leaves G): the big jumps are a compound Poisson process, simulated event by event (exact
-    rate, Pareto lengths δ U^(−1/α), along ±m_j or uniform directions); the small ones are replaced by
-    a Brownian motion of the same covariance (Asmussen & Rosiński 2001). Between events the state
+    rate, Pareto lengths δ U^(−1/α), along ±m_j or uniform directions); the small ones are replaced
+    by a Brownian motion of the same covariance (Asmussen & Rosiński 2001). Between events the state
     moves by the exact Ornstein–Uhlenbeck transition of each coordinate (the valley's two-sided
     curvature by _skew_ou_step). Exits are checked after every step and every jump; where the
     Gaussian part could reach a face (safety a d²/q < SAFE_LEVEL) steps are cut to dt and the bridge
     probability of having crossed in between is drawn (_crossing_probability), with the exit time
     at the end of the step, as Euler records it.
 
-    Error: the jumps below δ act through their variance only. In the exit rate that is a relative
-    error of order (ε/r)^α threshold^(2−α) (r the distance to the boundary), a share of the finite-ε
-    correction that vanishes as ε → 0; threshold = 0.1 costs ≈ threshold^(−α) events per exit. The
+    Error: the jumps below δ act through their variance only, and near a face the Gaussian part
+    creeps where the small jumps would jump. In the exit rate that is a relative error of order
+    (ε/r)^α threshold^(2−α) (r the distance to the boundary): a share of the finite-ε correction,
+    gone as ε → 0. Measured against Euler at dt → 0 (1-D, r = 5ε, α = 1.5, 10⁵ paths): −0.7 % at
+    threshold 0.1 and −1.6 % at 0.3; in d = 8 at ε = 0.1, within the CIs for every basin. The
     Gaussian part's correlation between coordinates (non-diagonal M Mᵀ) is exact only where the
-    coordinates share one curvature. Work (path_steps) counts the steps of the paths still running.
+    coordinates share one curvature.
+
+    Cost: ≈ threshold^(−α) events per exit for independent noise (≈ ρ_min^(−α)/E ρ(u)^(−α) times
+    more, 2–12 in the matched setups, for isotropic noise, whose δ is set by its worst direction),
+    plus steps of dt while the Gaussian part is near a face (large ε/r only); none grows as ε → 0.
+    Work (path_steps) counts the steps of the paths still running.
     """
     dev, f32, f64 = torch.device(device), torch.float32, torch.float64
     gen = torch.Generator(device=dev).manual_seed(seed)
