@@ -256,7 +256,7 @@ def _simulate_exits_euler(
 # The jump-adapted scheme ------------------------------------------------------------------------
 
 JUMP_THRESHOLD = 0.2  # δ as a fraction of the shortest jump that can leave G
-SAFE_LEVEL = 25.0  # a·d²/q above this: the Gaussian part is too far from a face to cross it
+MISSED_CROSSING = 1e-4  # tolerated chance per path that the Gaussian part leaves G unwatched
 
 
 @dataclass(frozen=True)
@@ -360,6 +360,17 @@ def _skew_ou_step(
     restart = torch.randn(shape, generator=gen, device=dev, dtype=dtype).abs() * q.sqrt()
     restart = torch.where(plus, restart * w_pos, -restart * w_neg)
     return torch.where(hit, restart, x1)
+
+
+def _safe_level(dim: int, a_max: float, t_max: float) -> float:
+    """The safety S = a d²/q above which the Gaussian part is not watched: an OU leaves through a
+    face at S at Kramers' rate a √(S/π) e^(−S); over 2·dim faces and t_max that stays below
+    MISSED_CROSSING where S = log(2 dim a t_max / MISSED_CROSSING) + ½ log(S/π) (≈ 14–24)."""
+    budget = max(math.log(2 * dim * a_max * t_max / MISSED_CROSSING), 1.0)
+    level = budget
+    for _ in range(3):
+        level = budget + 0.5 * math.log(level / math.pi)
+    return level
 
 
 def _safety(
@@ -481,7 +492,7 @@ def simulate_exits_jump(
     by a Brownian motion of the same covariance (Asmussen & Rosiński 2001). Between events the state
     moves by the exact Ornstein–Uhlenbeck transition of each coordinate (the valley's two-sided
     curvature by _skew_ou_step). Exits are checked after every step and every jump; where the
-    Gaussian part could reach a face (safety a d²/q < SAFE_LEVEL) steps are cut to dt and the bridge
+    Gaussian part could reach a face (safety a d²/q < _safe_level) steps are cut to dt and the bridge
     probability of having crossed in between is drawn (_crossing_probability), with the exit time
     at the end of the step, as Euler records it.
 
@@ -509,6 +520,7 @@ def simulate_exits_jump(
     split = _split_noise(basin, noise, eps, threshold, dev)
     kinked = (basin.h_upper != basin.h_lower) & (split.q.cpu().numpy() > 0)
     skew = torch.as_tensor(np.flatnonzero(kinked), device=dev)  # else the step never crosses 0
+    safe = _safe_level(d, float(max(a_pos.max(), a_neg.max())), t_max)
 
     x = torch.zeros((n_paths, d), dtype=f32, device=dev)
     t = torch.zeros(n_paths, dtype=f64, device=dev)  # float64: t reaches 10⁶ in steps of 10⁻²
@@ -520,7 +532,7 @@ def simulate_exits_jump(
     while x.shape[0]:
         n = x.shape[0]
         path_steps += n
-        near = _safety(basin, x, lo, up, a_pos, a_neg, split.q) < SAFE_LEVEL
+        near = _safety(basin, x, lo, up, a_pos, a_neg, split.q) < safe
         cap = torch.where(near, dt, math.inf)
         room = t_max - t
         gap = -torch.log(open_uniform((n,), gen, dev, f64)) / split.rate
