@@ -5,8 +5,7 @@
 integrated by Euler–Maruyama (an increment of L over dt is dt^(1/α) ξ with ξ unit SαS, independent
 coordinates or rotationally invariant) or by a jump-adapted scheme (simulate_exits_jump: the big
 jumps as events, the exact Ornstein–Uhlenbeck law between them), whose cost per exit does not grow
-as ε → 0.
-Prediction (Imkeller & Pavlyukevich 2006 and its d-D form): E σ ≈ 1 / (ε^α m(G)),
+as ε → 0. Prediction (Imkeller & Pavlyukevich 2006 and its d-D form): E σ ≈ 1 / (ε^α m(G)),
 m(G) = ν({y : θ* + M y ∉ G}).
 
 Simulation is vectorized over paths in torch (CPU or GPU): finished paths are dropped as they
