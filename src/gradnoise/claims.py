@@ -359,7 +359,7 @@ def _c5(escape: pd.DataFrame, cs: ClaimSettings) -> dict[str, object]:
             rule="",
             decision=Decision(
                 INCONCLUSIVE,
-                f"no configuration in the law's regime (ε‖M‖/r ≤ asymptotic_eps = {cs.asymptotic_eps})",
+                f"no configuration in the law's regime (ε/r_L ≤ asymptotic_eps = {cs.asymptotic_eps})",
             ),
         )
     r_low, r_high = regime.ci_low / regime.predicted, regime.ci_high / regime.predicted
@@ -389,9 +389,9 @@ def _c5(escape: pd.DataFrame, cs: ClaimSettings) -> dict[str, object]:
     return claim_row(
         "C5",
         CLAIMS["C5"],
-        measured=f"in the regime (ε‖M‖/r ≤ {cs.asymptotic_eps}): 95 % CI of measured/predicted meets {cs.exit_ratio_band} in {int(consistent.sum())}/{len(regime)} configurations (calibration: {', '.join(f'{r:.2f}' for r in cal.ratio) or 'none'}); log-log slope within {cs.slope_tolerance} of −α in {sum(slopes)}/{len(slopes)} groups; trend of the median ratio by ε over all configurations: {trend}",
+        measured=f"in the regime (ε/r_L ≤ {cs.asymptotic_eps}): 95 % CI of measured/predicted meets {cs.exit_ratio_band} in {int(consistent.sum())}/{len(regime)} configurations (calibration: {', '.join(f'{r:.2f}' for r in cal.ratio) or 'none'}); log-log slope within {cs.slope_tolerance} of −α in {sum(slopes)}/{len(slopes)} groups; trend of the median ratio by ε over all configurations: {trend}",
         control="closed-form 1-D law (Imkeller & Pavlyukevich 2006) and m(G) computed independently of the simulation",
-        rule=f"over configurations with ε‖M‖/r ≤ asymptotic_eps: supported if ≥ law_fraction ({cs.law_fraction:.0%}) have a ratio CI meeting exit_ratio_band and ≥ law_fraction of groups a slope within slope_tolerance; not supported if ≥ law_against ({cs.law_against:.0%}) are clearly off either way",
+        rule=f"over configurations with ε/r_L ≤ asymptotic_eps (r_L: the shortest jump of L that leaves the basin): supported if ≥ law_fraction ({cs.law_fraction:.0%}) have a ratio CI meeting exit_ratio_band and ≥ law_fraction of groups a slope within slope_tolerance; not supported if ≥ law_against ({cs.law_against:.0%}) are clearly off either way",
         decision=decision,
     )
 

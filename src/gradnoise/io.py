@@ -123,6 +123,7 @@ ESCAPE_SCHEMA = pa.schema(
         ("spectrum_view", pa.string()),
         ("eps", pa.float64()),
         ("eps_rel", pa.float64()),
+        ("scheme", pa.string()),
         ("dt", pa.float64()),
         ("basin", pa.string()),
         ("scale", pa.string()),

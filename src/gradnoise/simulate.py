@@ -8,6 +8,9 @@ Matching (per optimizer, final checkpoint, mean over seeds, training split, whol
 - M: diag(√λ_1, …, √λ_d) from the top d eigenvalues of the noise covariance of the update — the
   ``preconditioned`` view for Adam/AdamW (whose spectrum is that of D⁻¹ΣD⁻¹), ``raw`` otherwise.
 
+Integrator (``scheme``, stated in every row): the jump-adapted scheme of sde.simulate_exits_jump, or
+Euler–Maruyama as the cross-check.
+
 Normalization (stated in every row): M is rescaled to trace(MMᵀ) = d and the drift is not
 preconditioned (D = I), and every optimizer shares ε and the basin. The comparison therefore isolates
 the two quantities the paper's argument rests on — the tail index and the shape (anisotropy) of the
@@ -56,15 +59,9 @@ class SimSettings:
     alpha_estimator: str
     alpha_max: float
     calibration: dict[str, Any]
+    scheme: str = "jump"
     device: str = "cpu"
     threads: int = 2
-
-
-def inner_radius(basin: Basin) -> float:
-    """The distance from θ* to the nearest point of the boundary along a coordinate axis: with the
-    noise's largest scale ‖M‖, ε‖M‖/r says how far the law's ε → 0 regime is (DESIGN.md §5a)."""
-    axes = np.eye(basin.dim)
-    return float(basin.exit_distance(np.concatenate([axes, -axes])).min())
 
 
 def _run(basin: Basin, noise: Noise, eps: float, n_paths: int, ss: SimSettings, key: tuple) -> dict:
@@ -79,11 +76,13 @@ def _run(basin: Basin, noise: Noise, eps: float, n_paths: int, ss: SimSettings, 
         t_max=t_max,
         seed=hash_seed(ss.seed, *key),
         device=ss.device,
+        scheme=ss.scheme,
     )
     mean, lo, hi = exponential_mle(ex.times, ex.exited)
     return {
         "eps": eps,
-        "eps_rel": eps * np.linalg.norm(noise.m, 2) / inner_radius(basin),
+        "eps_rel": eps / basin.min_exit_distance(noise.m),
+        "scheme": ss.scheme,
         "dt": ss.dt,
         "basin": basin.kind,
         "dim": basin.dim,
@@ -212,6 +211,7 @@ def matched(experiment: str, arm: str, tails: pa.Table, ss: SimSettings) -> pa.T
         "scenario": "matched",
         "arm": arm,
         "optimizer": optimizers.pop() if len(optimizers) == 1 else "",
+        "scheme": ss.scheme,
         "normalization": NORMALIZATION,
     }
     match = matched_noise(tails, ss)
