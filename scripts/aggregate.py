@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 
+import _cli  # noqa: F401  (puts this repository's src/ first on the path)
+
 import pyarrow as pa
 
 from gradnoise.io import ESCAPE_MINIMA_SCHEMA, ESCAPE_SCHEMA, read_parquet, write_parquet
 from gradnoise.tails import TAILS_SCHEMA
-
-import _cli  # noqa: F401  (puts this repository's src/ first on the path)
 
 CONTRACTS = {
     "tails": TAILS_SCHEMA,

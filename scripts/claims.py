@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import _cli
+
 import pandas as pd
 import pyarrow as pa
 
@@ -23,8 +25,6 @@ from gradnoise.io import (
 )
 from gradnoise.stats import to_markdown
 from gradnoise.tails import TAILS_SCHEMA
-
-import _cli
 
 TITLES = {
     "optimizers": "Claims of Zhou et al. (2020)",

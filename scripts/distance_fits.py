@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 
+import _cli  # noqa: F401  (puts this repository's src/ first on the path)
+
 import pyarrow as pa
 
 from gradnoise.io import read_histories, write_parquet
 from gradnoise.studies.large_batch import distance_fits
-
-import _cli  # noqa: F401  (puts this repository's src/ first on the path)
 
 
 def main() -> None:

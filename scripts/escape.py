@@ -3,6 +3,8 @@ experiment's sweeps, or the escapes from one run's final minimum."""
 
 from __future__ import annotations
 
+import _cli
+
 import pandas as pd
 import pyarrow as pa
 import torch
@@ -16,8 +18,6 @@ from gradnoise.io import (
     write_parquet,
 )
 from gradnoise.tails import TAILS_SCHEMA
-
-import _cli
 
 
 def main() -> None:

@@ -9,6 +9,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import _cli  # noqa: F401  (puts this repository's src/ first on the path)
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -28,8 +30,6 @@ from gradnoise.io import (
     tmp_path,
 )
 from gradnoise.tails import TAILS_SCHEMA
-
-import _cli  # noqa: F401  (puts this repository's src/ first on the path)
 
 log = logging.getLogger("figures")
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 
+import _cli
+
 import torch
 
 from gradnoise.devices import resolve_device
 from gradnoise.io import load_checkpoint, write_parquet
 from gradnoise.noise import NoiseSettings, sample_checkpoint
 from gradnoise.train import dataset_from
-
-import _cli
 
 log = logging.getLogger("noise")
 

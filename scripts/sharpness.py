@@ -3,6 +3,8 @@ final accuracies and outcome: one row per run, the table the claims read."""
 
 from __future__ import annotations
 
+import _cli
+
 import pyarrow as pa
 import torch
 
@@ -18,8 +20,6 @@ from gradnoise.io import (
 from gradnoise.models import build_model
 from gradnoise.sharpness import hutchinson_trace, loss_hvp, top_eigenvalue
 from gradnoise.train import dataset_from
-
-import _cli
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import _cli
+
 import pyarrow as pa
 import torch
 
@@ -9,8 +11,6 @@ from gradnoise.devices import resolve_device
 from gradnoise.io import read_parquet, write_parquet
 from gradnoise.simulate import SimSettings, calibration, matched
 from gradnoise.tails import TAILS_SCHEMA
-
-import _cli
 
 
 def main() -> None:

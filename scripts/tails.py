@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import _cli
+
 from gradnoise.io import (
     NOISE_SAMPLES_SCHEMA,
     NOISE_STATS_SCHEMA,
@@ -10,8 +12,6 @@ from gradnoise.io import (
     write_parquet,
 )
 from gradnoise.tails import TailSettings, analyze
-
-import _cli
 
 
 def main() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gradnoise.train import RunSettings, train_run
-
 import _cli
+
+from gradnoise.train import RunSettings, train_run
 
 
 def main() -> None:

@@ -74,7 +74,8 @@ def test_a_slice_of_the_test_config_through_slurm_matches_the_local_run(
     exp["seeds"] = exp["seeds"][:1]
     exp["optimizers"] = {k: exp["optimizers"][k] for k in ("sgd", "adam")}
     cfg["experiments"] = {"test": exp}
-    (project / "config" / "slurm.yaml").write_text(yaml.safe_dump(cfg))
+    cfg["escape"]["enabled"] = False
+    (project / "config" / "slurm.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     start = time.perf_counter()
     out = snakemake(
         project, "--profile", "profiles/slurm", "--configfile", "config/slurm.yaml", timeout=1800

@@ -117,7 +117,7 @@ def alpha_vs_iteration(tails: pd.DataFrame, split: str, dataset: str, style: Arm
         ax.set_ylabel("tail index α̂")
     if opts:
         handles, labels = axes[0].get_legend_handles_labels()
-        if len(opts) % 3:  # an empty panel is free: put the legend there
+        if len(opts) < len(axes):  # an empty panel is free: put the legend there
             axes[len(opts)].set_visible(True)
             axes[len(opts)].axis("off")
             axes[len(opts)].legend(handles, labels, loc="center", fontsize=8)

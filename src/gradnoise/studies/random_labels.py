@@ -77,7 +77,7 @@ def evaluate(
         if missed
         else ""
     )
-    runs = runs[~runs.seed.isin(missed)]
+    runs, tails = runs[~runs.seed.isin(missed)], tails[~tails.seed.isin(missed)]
     gaps = {r: _gap(runs, roles, r) for r in regimes}
     adv, rnd = roles["vanilla_adversarial"], roles["vanilla_random"]
     fit = cs.interval(run_values(runs, adv, "train_acc").values())
