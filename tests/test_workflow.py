@@ -304,7 +304,9 @@ def test_paper_config_lists_its_full_dag_without_data(root):
     assert jobs["train"] == 36 + 15 + 33 and jobs["sharpness"] == 36 + 15 + 33
     assert jobs["noise"] == jobs["tails"] == 36 * 21 + (2 * 4 + 3 * 4) * 3 + 33
     assert jobs["figures"] == jobs["claims"] == 4
-    assert jobs["large_batch_figures"] == jobs["random_labels_figures"] == jobs["distance_fits"] == 1
+    assert (
+        jobs["large_batch_figures"] == jobs["random_labels_figures"] == jobs["distance_fits"] == 1
+    )
     # the GPU jobs ask for the experiment's `resources`, not the 4 GB / 2 h defaults
     asked = {
         rule: set(re.findall(r"^    resources: .*?mem_mb=(\d+).*?runtime=(\d+)", block, re.M))
