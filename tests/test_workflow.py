@@ -156,6 +156,7 @@ def test_learning_rate_change_reruns_exactly_that_optimizers_chain(local_run):
         "simulate_arm": 1,
         "escape_table": 1,
         "figures": 1,
+        "escape_figures": 1,
         # the escape-law stage: adam's minimum only (the sweeps take their own lr and the SGD arms' α)
         "escape_minimum": 1,
         "escape_minima": 1,
@@ -171,9 +172,9 @@ def test_simulation_setting_change_reruns_only_simulate_and_after(local_run):
     print("simulate change:", jobs)
     assert jobs == {
         "simulate_calibration": 1,
-        "simulate_arm": 6,
+        "simulate_arm": 5,
         "escape_table": 1,
-        "figures": 1,
+        "escape_figures": 1,
         "claims": 1,
         "all": 1,
     }
@@ -181,7 +182,14 @@ def test_simulation_setting_change_reruns_only_simulate_and_after(local_run):
 
 def test_figure_setting_change_reruns_only_figures(local_run):
     args = with_config(local_run, "fig.yaml", lambda c: c["figures"].update(dpi=61))
-    assert planned(local_run, *args) == {"figures": 1, "escape_law_figures": 1, "all": 1}
+    assert planned(local_run, *args) == {
+        "figures": 3,  # one per experiment, and each experiment's own figures
+        "escape_figures": 1,
+        "escape_law_figures": 1,
+        "large_batch_figures": 1,
+        "random_labels_figures": 1,
+        "all": 1,
+    }
 
 
 def test_editing_a_stage_module_reruns_that_stage_and_after_but_the_readme_nothing(local_run):
@@ -193,15 +201,18 @@ def test_editing_a_stage_module_reruns_that_stage_and_after_but_the_readme_nothi
         jobs = planned(local_run, *CONFIG)
         print("tails.py edit:", jobs)
         assert jobs == {
-            "tails": 24,
-            "aggregate_tails": 1,
-            "simulate_arm": 6,
+            "tails": 44,  # every noise file of the three experiments
+            "aggregate_tails": 3,
+            "simulate_arm": 5,
             "escape_table": 1,
-            "figures": 1,
+            "escape_figures": 1,
+            "figures": 3,
+            "large_batch_figures": 1,
+            "random_labels_figures": 1,
             "escape_sweep": 3,  # the SαS sweeps read the SGD arms' α
             "escape_slopes": 1,
             "escape_law_figures": 1,
-            "claims": 1,
+            "claims": 3,
             "all": 1,
         }
         module.write_text(original)
@@ -264,7 +275,9 @@ def test_a_job_killed_mid_way_leaves_nothing_complete_and_the_rerun_resumes(tmp_
 
     def longer(c):
         exp = c["experiments"]["test"]
-        exp.update(iterations=3000, checkpoints=[0, 100, 3000], eval_every=100, seeds=[0])
+        # LeNet: ≈ 100 iterations a second, time to kill it between two checkpoints
+        exp.update(iterations=1500, checkpoints=[0, 100, 1500], eval_every=100, seeds=[0])
+        exp["model"] = {"name": "lenet"}
         exp["optimizers"] = {"sgd": {"lr": 0.05}}
 
     args = with_config(project, "kill.yaml", longer)
@@ -308,10 +321,73 @@ def test_paper_config_lists_its_full_dag_without_data(root):
         jobs["large_batch_figures"] == jobs["random_labels_figures"] == jobs["distance_fits"] == 1
     )
     # the GPU jobs ask for the experiment's `resources`, not the 4 GB / 2 h defaults
-    asked = {
-        rule: set(re.findall(r"^    resources: .*?mem_mb=(\d+).*?runtime=(\d+)", block, re.M))
-        for rule, block in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", text, re.M | re.S)
-    }
+    asked: dict[str, set] = {}
+    for rule, block in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", text, re.M | re.S):
+        found = re.findall(r"^    resources: .*?mem_mb=(\d+).*?runtime=(\d+)", block, re.M)
+        asked.setdefault(rule, set()).update(found)
     assert asked["train"] == {("16000", "720"), ("32000", "2880")}  # the studies' runs are longer
     assert asked["noise"] == {("16000", "240")}
     assert asked["sharpness"] == {("8000", "120")}
+
+
+def test_changing_an_arm_reruns_that_arm_the_arms_derived_from_it_and_what_aggregates_them(
+    local_run,
+):
+    """test_lb: the small-batch arm's lr is what the three √B-scaled arms' lr derives from; LB keeps
+    its own lr, so it and the other experiments stay untouched."""
+    args = with_config(
+        local_run,
+        "lb_lr.yaml",
+        lambda c: (
+            c["experiments"]["test_lb"]["optimizers"]["sgdm"].update(lr=0.06)
+            or c["experiments"]["test_lb"]["arms"]["lb"].setdefault("hparams", {}).update(lr=0.05)
+        ),
+    )
+    jobs = planned(local_run, *args)
+    print("sb lr change:", jobs)
+    # sb, lb_lr, lb_lr_gbn, lb_lr_gbn_ra × 2 seeds; noise at 12 for all, and at the end of sb and RA
+    assert jobs == {
+        "train": 8,
+        "noise": 12,
+        "tails": 12,
+        "sharpness": 8,
+        "aggregate_tails": 1,
+        "distance_fits": 1,
+        "figures": 1,
+        "large_batch_figures": 1,
+        "claims": 1,
+        "all": 1,
+    }
+    label = with_config(
+        local_run,
+        "lb_label.yaml",
+        lambda c: c["experiments"]["test_lb"]["arms"]["sb"].update(label="SB"),
+    )
+    assert planned(local_run, *label) == {
+        "figures": 1,
+        "large_batch_figures": 1,
+        "claims": 1,
+        "all": 1,
+    }
+
+
+def test_a_change_to_the_pretraining_reruns_the_arms_that_start_from_it(local_run):
+    args = with_config(
+        local_run,
+        "rl_pre.yaml",
+        lambda c: c["experiments"]["test_rl"]["arms"]["pretrain"]["random_labels"].update(seed=1),
+    )
+    jobs = planned(local_run, *args)
+    print("pretraining change:", jobs)
+    # pretrain, adversarial_vanilla, adversarial_all × 2 seeds; the random-init arms stay
+    assert jobs == {
+        "train": 6,
+        "noise": 6,
+        "tails": 6,
+        "sharpness": 6,
+        "aggregate_tails": 1,
+        "figures": 1,
+        "random_labels_figures": 1,
+        "claims": 1,
+        "all": 1,
+    }

@@ -235,7 +235,7 @@ def claims_inputs(w):
         inputs["escape_sweeps"] = escape_sweep_files(exp, ["sharpness"])
         inputs["escape_slopes"] = f"{RESULTS}/{exp}/escape/slopes.parquet"
         inputs["escape_minima"] = f"{RESULTS}/{exp}/escape/minima.parquet"
-    else:
+    elif STUDY[exp] != "optimizers":
         inputs["study"] = f"src/gradnoise/studies/{STUDY[exp]}.py"
         inputs["histories"] = histories(exp)
     if STUDY[exp] == "large_batch":
