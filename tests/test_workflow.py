@@ -66,6 +66,11 @@ def test_every_output_of_the_test_config_is_written(local_run):
         assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
     claims = (res / "claims.md").read_text()
     assert all(f"| C{i} |" in claims for i in range(1, 9))
+    assert all(f"| A{i} |" in claims for i in range(1, 6))  # the escape-law stage's claims
+    studies = {"test_lb": [f"H{i}" for i in range(1, 7)], "test_rl": [f"R{i}" for i in range(1, 5)]}
+    for experiment, ids in studies.items():
+        table = (local_run / "results" / experiment / "claims.md").read_text()
+        assert all(f"| {i} |" in table for i in ids), experiment
     assert all(f"| A{i} |" in claims for i in range(1, 6))  # the escape-law stage
     assert (local_run / "logs" / "test" / "train" / "sgd" / "seed3.log").exists()
     assert (
@@ -201,7 +206,7 @@ def test_editing_a_stage_module_reruns_that_stage_and_after_but_the_readme_nothi
         jobs = planned(local_run, *CONFIG)
         print("tails.py edit:", jobs)
         assert jobs == {
-            "tails": 44,  # every noise file of the three experiments
+            "tails": 32,  # every noise file of the three experiments
             "aggregate_tails": 3,
             "simulate_arm": 5,
             "escape_table": 1,
@@ -221,6 +226,69 @@ def test_editing_a_stage_module_reruns_that_stage_and_after_but_the_readme_nothi
     finally:
         module.write_text(original)
         readme.write_text(original_readme)
+
+
+def test_changing_an_arm_reruns_that_arm_the_arms_derived_from_it_and_what_aggregates_them(
+    local_run,
+):
+    """test_lb: the small-batch arm's lr is what the three √B-scaled arms' lr derives from; LB keeps
+    its own lr, so it and the other experiments stay untouched."""
+    args = with_config(
+        local_run,
+        "lb_lr.yaml",
+        lambda c: (
+            c["experiments"]["test_lb"]["optimizers"]["sgdm"].update(lr=0.06)
+            or c["experiments"]["test_lb"]["arms"]["lb"].setdefault("hparams", {}).update(lr=0.05)
+        ),
+    )
+    jobs = planned(local_run, *args)
+    print("sb lr change:", jobs)
+    # sb, lb_lr, lb_lr_gbn, lb_lr_gbn_ra (one seed); noise at 12 for all, and at the end of sb and RA
+    assert jobs == {
+        "train": 4,
+        "noise": 6,
+        "tails": 6,
+        "sharpness": 4,
+        "aggregate_tails": 1,
+        "distance_fits": 1,
+        "figures": 1,
+        "large_batch_figures": 1,
+        "claims": 1,
+        "all": 1,
+    }
+    label = with_config(
+        local_run,
+        "lb_label.yaml",
+        lambda c: c["experiments"]["test_lb"]["arms"]["sb"].update(label="SB"),
+    )
+    assert planned(local_run, *label) == {
+        "figures": 1,
+        "large_batch_figures": 1,
+        "claims": 1,
+        "all": 1,
+    }
+
+
+def test_a_change_to_the_pretraining_reruns_the_arms_that_start_from_it(local_run):
+    args = with_config(
+        local_run,
+        "rl_pre.yaml",
+        lambda c: c["experiments"]["test_rl"]["arms"]["pretrain"]["random_labels"].update(seed=1),
+    )
+    jobs = planned(local_run, *args)
+    print("pretraining change:", jobs)
+    # pretrain, adversarial_vanilla, adversarial_all (one seed); the random-init arms stay
+    assert jobs == {
+        "train": 3,
+        "noise": 3,
+        "tails": 3,
+        "sharpness": 3,
+        "aggregate_tails": 1,
+        "figures": 1,
+        "random_labels_figures": 1,
+        "claims": 1,
+        "all": 1,
+    }
 
 
 def test_rerun_after_a_change_runs_and_leaves_others_untouched(local_run):
@@ -328,66 +396,3 @@ def test_paper_config_lists_its_full_dag_without_data(root):
     assert asked["train"] == {("16000", "720"), ("32000", "2880")}  # the studies' runs are longer
     assert asked["noise"] == {("16000", "240")}
     assert asked["sharpness"] == {("8000", "120")}
-
-
-def test_changing_an_arm_reruns_that_arm_the_arms_derived_from_it_and_what_aggregates_them(
-    local_run,
-):
-    """test_lb: the small-batch arm's lr is what the three √B-scaled arms' lr derives from; LB keeps
-    its own lr, so it and the other experiments stay untouched."""
-    args = with_config(
-        local_run,
-        "lb_lr.yaml",
-        lambda c: (
-            c["experiments"]["test_lb"]["optimizers"]["sgdm"].update(lr=0.06)
-            or c["experiments"]["test_lb"]["arms"]["lb"].setdefault("hparams", {}).update(lr=0.05)
-        ),
-    )
-    jobs = planned(local_run, *args)
-    print("sb lr change:", jobs)
-    # sb, lb_lr, lb_lr_gbn, lb_lr_gbn_ra × 2 seeds; noise at 12 for all, and at the end of sb and RA
-    assert jobs == {
-        "train": 8,
-        "noise": 12,
-        "tails": 12,
-        "sharpness": 8,
-        "aggregate_tails": 1,
-        "distance_fits": 1,
-        "figures": 1,
-        "large_batch_figures": 1,
-        "claims": 1,
-        "all": 1,
-    }
-    label = with_config(
-        local_run,
-        "lb_label.yaml",
-        lambda c: c["experiments"]["test_lb"]["arms"]["sb"].update(label="SB"),
-    )
-    assert planned(local_run, *label) == {
-        "figures": 1,
-        "large_batch_figures": 1,
-        "claims": 1,
-        "all": 1,
-    }
-
-
-def test_a_change_to_the_pretraining_reruns_the_arms_that_start_from_it(local_run):
-    args = with_config(
-        local_run,
-        "rl_pre.yaml",
-        lambda c: c["experiments"]["test_rl"]["arms"]["pretrain"]["random_labels"].update(seed=1),
-    )
-    jobs = planned(local_run, *args)
-    print("pretraining change:", jobs)
-    # pretrain, adversarial_vanilla, adversarial_all × 2 seeds; the random-init arms stay
-    assert jobs == {
-        "train": 6,
-        "noise": 6,
-        "tails": 6,
-        "sharpness": 6,
-        "aggregate_tails": 1,
-        "figures": 1,
-        "random_labels_figures": 1,
-        "claims": 1,
-        "all": 1,
-    }
