@@ -21,7 +21,9 @@ include: "workflow/rules/noise.smk"
 include: "workflow/rules/tails.smk"
 include: "workflow/rules/sharpness.smk"
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/escape.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/studies.smk"
 
 
 rule all:

@@ -1,23 +1,33 @@
-"""Concatenate per-file tables (tails of every checkpoint, optimizer and seed) into one Parquet file."""
+"""Concatenate per-file tables (tails of every checkpoint, arm and seed; escape tables; escapes from
+minima) into one Parquet file, after checking each against its stage's contract."""
 
 from __future__ import annotations
 
 import argparse
 
+import _cli  # noqa: F401  (puts this repository's src/ first on the path)
+
 import pyarrow as pa
 
-from gradnoise.io import read_parquet, write_parquet
+from gradnoise.io import ESCAPE_MINIMA_SCHEMA, ESCAPE_SCHEMA, read_parquet, write_parquet
+from gradnoise.tails import TAILS_SCHEMA
 
-import _cli  # noqa: F401  (puts this repository's src/ first on the path)
+CONTRACTS = {
+    "tails": TAILS_SCHEMA,
+    "escape": ESCAPE_SCHEMA,
+    "escape_minima": ESCAPE_MINIMA_SCHEMA,
+}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("inputs", nargs="+")
+    p.add_argument("--contract", required=True, choices=sorted(CONTRACTS))
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    tables = [read_parquet(f) for f in args.inputs]
-    merged = pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
+    schema = CONTRACTS[args.contract]
+    tables = [read_parquet(f, schema=schema).select(schema.names) for f in args.inputs]
+    merged = pa.concat_tables([t.cast(schema) for t in tables])
     write_parquet(merged, args.out, {"inputs": sorted(args.inputs)})
 
 

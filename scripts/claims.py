@@ -1,41 +1,115 @@
-"""Decide each claim of Zhou et al. (2020) from the measurements: claims.md and claims.parquet."""
+"""Decide the claims of an experiment's study from its measurements: claims.md and claims.parquet.
+Zhou et al.'s C1–C8 (study `optimizers`, then A1–A5 where the escape-law stage ran), or a neighbouring
+paper's (gradnoise.studies)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import _cli
+
 import pandas as pd
 import pyarrow as pa
 
-from gradnoise.claims import ClaimSettings, evaluate_claims, to_markdown
-from gradnoise.io import read_parquet, tmp_path, write_parquet
+from gradnoise.claims import ClaimSettings, evaluate_claims
+from gradnoise.io import (
+    ESCAPE_MINIMA_SCHEMA,
+    ESCAPE_SCHEMA,
+    ESCAPE_SLOPES_SCHEMA,
+    ESCAPE_SWEEP_SCHEMA,
+    SHARPNESS_SCHEMA,
+    read_histories,
+    read_parquet,
+    tmp_path,
+    write_parquet,
+)
+from gradnoise.stats import to_markdown
+from gradnoise.tails import TAILS_SCHEMA
 
-import _cli
+TITLES = {
+    "optimizers": "Claims of Zhou et al. (2020)",
+    "large_batch": "Claims of Hoffer, Hubara & Soudry (2017) — large batches",
+    "random_labels": "Claims of Liu, Papailiopoulos & Achlioptas (2020) — random-label pretraining",
+}
+
+
+def evaluate(study: str, s: dict, args) -> pd.DataFrame:
+    """The study's claims table from the inputs given on the command line."""
+    runs = pd.concat(
+        [read_parquet(f, schema=SHARPNESS_SCHEMA).to_pandas() for f in args.sharpness],
+        ignore_index=True,
+    )
+    tails = read_parquet(args.tails, schema=TAILS_SCHEMA).to_pandas()
+    general = {k: v for k, v in s["claims"].items() if not isinstance(v, dict)}
+    cs = ClaimSettings(**general)
+    if study == "optimizers":
+        escape = read_parquet(args.escape, schema=ESCAPE_SCHEMA).to_pandas()
+        claims = evaluate_claims(tails, escape, runs, cs)
+        if args.escape_slopes:
+            claims = pd.concat(
+                [claims, escape_law_claims(s, args, runs, tails, escape, cs)], ignore_index=True
+            )
+        return claims
+    history, run_settings = read_histories(args.histories)
+    runs = runs.merge(run_settings[["arm", "seed", "batch_size"]], on=["arm", "seed"])
+    if study == "large_batch":
+        from gradnoise.studies import large_batch
+
+        fits = read_parquet(args.fits).to_pandas()
+        ls = large_batch.LargeBatchSettings(**s["claims"]["large_batch"])
+        return large_batch.evaluate(runs, history, fits, tails, s["roles"], ls, cs)
+    from gradnoise.studies import random_labels
+
+    rs = random_labels.RandomLabelSettings(**s["claims"]["random_labels"])
+    return random_labels.evaluate(runs, history, run_settings, tails, s["roles"], rs, cs)
+
+
+def escape_law_claims(
+    s: dict, args, runs: pd.DataFrame, tails: pd.DataFrame, simulated: pd.DataFrame, cs
+) -> pd.DataFrame:
+    """A1–A5 from the escape-law stage's tables."""
+    from gradnoise.studies import escape_law
+
+    def table(paths: list[str], schema) -> pd.DataFrame:
+        return pd.concat(
+            [read_parquet(f, schema=schema).to_pandas() for f in paths], ignore_index=True
+        )
+
+    return escape_law.evaluate(
+        runs,
+        tails,
+        table(args.escape_sweeps, ESCAPE_SWEEP_SCHEMA),
+        table([args.escape_slopes], ESCAPE_SLOPES_SCHEMA),
+        table([args.escape_minima], ESCAPE_MINIMA_SCHEMA),
+        escape_law.EscapeLawSettings(**s["claims"]["escape"]),
+        cs,
+        simulated,
+    )
 
 
 def main() -> None:
     p = _cli.parser(__doc__)
     p.add_argument("--experiment", required=True)
     p.add_argument("--tails", required=True)
-    p.add_argument("--escape", required=True)
     p.add_argument("--sharpness", nargs="+", required=True)
+    p.add_argument("--escape", help="escape table (study optimizers)")
+    p.add_argument("--histories", nargs="*", default=[], help="training histories (studies)")
+    p.add_argument("--fits", help="distance fits (study large_batch)")
+    p.add_argument("--escape_sweeps", nargs="*", default=[], help="escape-law sharpness sweeps")
+    p.add_argument("--escape_slopes", help="escape-law fits (then A1–A5 follow C1–C8)")
+    p.add_argument("--escape_minima", help="escapes from the trained minima")
     p.add_argument("--out-md", required=True)
     p.add_argument("--out-parquet", required=True)
     args = p.parse_args()
     _cli.setup_logging()
     s = _cli.settings(args.settings)
-    runs = pd.concat([read_parquet(f).to_pandas() for f in args.sharpness], ignore_index=True)
-    claims = evaluate_claims(
-        read_parquet(args.tails).to_pandas(),
-        read_parquet(args.escape).to_pandas(),
-        runs,
-        ClaimSettings(**s),
-    )
-    write_parquet(pa.Table.from_pandas(claims, preserve_index=False), args.out_parquet, s)
+    claims = evaluate(s["study"], s, args)
+    write_parquet(pa.Table.from_pylist(claims.to_dict("records")), args.out_parquet, s)
+    text = to_markdown(claims, f"{TITLES[s['study']]} — experiment `{args.experiment}`")
     tmp = tmp_path(Path(args.out_md))
-    tmp.write_text(to_markdown(claims, args.experiment))
+    tmp.write_text(text)
     tmp.replace(args.out_md)
-    print(to_markdown(claims, args.experiment))
+    print(text)
 
 
 if __name__ == "__main__":

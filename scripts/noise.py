@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 
+import _cli
+
 import torch
 
 from gradnoise.devices import resolve_device
 from gradnoise.io import load_checkpoint, write_parquet
 from gradnoise.noise import NoiseSettings, sample_checkpoint
 from gradnoise.train import dataset_from
-
-import _cli
 
 log = logging.getLogger("noise")
 
@@ -25,14 +25,22 @@ def main() -> None:
     _cli.setup_logging()
     torch.set_num_threads(max(1, args.threads))
     s = _cli.settings(args.settings)
+    ns = s["noise"]
     noise = NoiseSettings(
-        **{k: s[k] for k in ("mode", "batch_size", "coords_per_layer", "seed", "chunk_mb")},
-        n_batches=s.get("n_batches"),
+        mode=ns["mode"],
+        batch_size=ns["batch_size"],
+        n_batches=ns.get("n_batches"),
+        coords_per_layer=ns["coords_per_layer"],
+        seed=ns["seed"],
+        chunk_mb=ns["chunk_mb"],
     )
     checkpoint = load_checkpoint(args.checkpoint)
     data = dataset_from(s["dataset"]).to(resolve_device(s["device"]))
-    samples, stats = sample_checkpoint(checkpoint, s, noise, s["splits"], data)
-    meta = {**s, "status": checkpoint.get("status", "ok"), "checkpoint": args.checkpoint}
+    model_run = {"model": s["model"], "optimizer": s["run"]["optimizer"], "hparams": s["hparams"]}
+    samples, stats = sample_checkpoint(checkpoint, model_run, noise, ns["splits"], data)
+    meta = dict(s)
+    meta["status"] = checkpoint.get("status", "ok")
+    meta["checkpoint"] = args.checkpoint
     write_parquet(stats, args.out_stats, meta)
     write_parquet(samples, args.out, meta)
     log.info(

@@ -1,32 +1,25 @@
-"""Sharpness (top Hessian eigenvalue and Hessian trace) of a run's last checkpoint."""
+"""Sharpness (top Hessian eigenvalue and Hessian trace) of a run's last checkpoint, with the run's
+final accuracies and outcome: one row per run, the table the claims read."""
 
 from __future__ import annotations
+
+import _cli
 
 import pyarrow as pa
 import torch
 
 from gradnoise.devices import resolve_device
-from gradnoise.io import CHECKPOINT_KEY, load_checkpoint, read_parquet, write_parquet
+from gradnoise.io import (
+    HISTORY_SCHEMA,
+    SHARPNESS_SCHEMA,
+    load_checkpoint,
+    read_parquet,
+    read_settings,
+    write_parquet,
+)
 from gradnoise.models import build_model
 from gradnoise.sharpness import hutchinson_trace, loss_hvp, top_eigenvalue
 from gradnoise.train import dataset_from
-
-import _cli
-
-SCHEMA = pa.schema(
-    [
-        *CHECKPOINT_KEY,
-        ("top_eigenvalue", pa.float64()),
-        ("power_iterations", pa.int64()),
-        ("converged", pa.bool_()),
-        ("trace", pa.float64()),
-        ("trace_se", pa.float64()),
-        ("train_acc", pa.float64()),
-        ("test_acc", pa.float64()),
-        ("train_loss", pa.float64()),
-        ("test_loss", pa.float64()),
-    ]
-)
 
 
 def main() -> None:
@@ -40,12 +33,21 @@ def main() -> None:
     s = _cli.settings(args.settings)
     hs = s["sharpness"]
     ckpt = load_checkpoint(args.checkpoint)
-    last = read_parquet(args.history).to_pylist()[-1]
-    row = {k: s[k] for k in ("experiment", "optimizer", "seed")} | {
+    history = read_parquet(args.history, schema=HISTORY_SCHEMA)
+    last = history.filter(history["evaluated"]).to_pylist()[-1]
+    outcome = read_settings(args.history)["outcome"]
+    row = {
+        "experiment": s["run"]["experiment"],
+        "arm": s["run"]["arm"],
+        "optimizer": s["run"]["optimizer"],
+        "seed": s["run"]["seed"],
         "step": ckpt["step"],
         "status": ckpt["status"],
+        "target_reached": outcome["target_reached"],
+        "init_target_reached": (outcome["init"] or {}).get("target_reached"),
     }
-    row |= {k: last[k] for k in ("train_acc", "test_acc", "train_loss", "test_loss")}
+    for k in ("train_acc", "test_acc", "train_loss", "test_loss"):
+        row[k] = last[k]
     if ckpt["status"] == "ok":
         device = resolve_device(s["device"])
         data = dataset_from(s["dataset"]).to(device)
@@ -60,14 +62,12 @@ def main() -> None:
         params = [q for q in model.parameters() if q.requires_grad]
         top = top_eigenvalue(hvp, params, hs["max_iter"], hs["tol"], hs["seed"])
         trace, se = hutchinson_trace(hvp, params, hs["hutchinson_samples"], hs["seed"])
-        row |= {
-            "top_eigenvalue": top.value,
-            "power_iterations": top.iterations,
-            "converged": top.converged,
-            "trace": trace,
-            "trace_se": se,
-        }
-    write_parquet(pa.Table.from_pylist([row], schema=SCHEMA), args.out, s)
+        row["top_eigenvalue"] = top.value
+        row["power_iterations"] = top.iterations
+        row["converged"] = top.converged
+        row["trace"] = trace
+        row["trace_se"] = se
+    write_parquet(pa.Table.from_pylist([row], schema=SHARPNESS_SCHEMA), args.out, s)
 
 
 if __name__ == "__main__":

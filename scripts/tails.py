@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from gradnoise.io import read_parquet, read_settings, write_parquet
-from gradnoise.tails import TailSettings, analyze
-
 import _cli
+
+from gradnoise.io import (
+    NOISE_SAMPLES_SCHEMA,
+    NOISE_STATS_SCHEMA,
+    read_parquet,
+    read_settings,
+    write_parquet,
+)
+from gradnoise.tails import TailSettings, analyze
 
 
 def main() -> None:
@@ -16,10 +22,20 @@ def main() -> None:
     args = p.parse_args()
     _cli.setup_logging()
     ts = TailSettings(**_cli.settings(args.settings))
-    samples, stats = read_parquet(args.samples), read_parquet(args.stats)
-    run = read_settings(args.stats)
-    table = analyze(samples, stats, run, ts)
-    write_parquet(table, args.out, {"tails": ts.__dict__, "noise": run})
+    samples = read_parquet(args.samples, schema=NOISE_SAMPLES_SCHEMA)
+    stats = read_parquet(args.stats, schema=NOISE_STATS_SCHEMA)
+    noise = read_settings(args.stats)
+    run = {
+        "experiment": noise["run"]["experiment"],
+        "arm": noise["run"]["arm"],
+        "optimizer": noise["run"]["optimizer"],
+        "seed": noise["run"]["seed"],
+        "step": noise["step"],
+        "status": noise["status"],
+        "hparams": noise["hparams"],
+    }
+    table = analyze(samples, stats, run, ts, source=args.samples)
+    write_parquet(table, args.out, {"tails": ts.__dict__, "noise": noise})
 
 
 if __name__ == "__main__":

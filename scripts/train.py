@@ -1,20 +1,20 @@
-"""Train one (experiment, optimizer, seed) run: checkpoints and history.parquet."""
+"""Train one (experiment, arm, seed) run: checkpoints and history.parquet."""
 
 from __future__ import annotations
 
-from gradnoise.train import RunSettings, train_run
-
 import _cli
+
+from gradnoise.train import RunSettings, train_run
 
 
 def main() -> None:
     p = _cli.parser(__doc__)
     p.add_argument("--run-dir", required=True, help="output folder of the run")
+    p.add_argument("--init", default="", help="checkpoint whose weights start the run (init_from)")
     args = p.parse_args()
     _cli.setup_logging()
-    status = train_run(
-        RunSettings(**_cli.settings(args.settings)), args.run_dir, threads=args.threads
-    )
+    settings = RunSettings.from_json(_cli.settings(args.settings))
+    status = train_run(settings, args.run_dir, threads=args.threads, init=args.init)
     print(f"run finished: {status}")
 
 

@@ -1,4 +1,6 @@
-"""Verdict rules of the claims table on constructed inputs: every verdict is reachable."""
+"""The statistics and verdict rules of the claims table on constructed inputs: every verdict of every
+claim is reachable, with several seeds, checkpoints, splits and layers present, with one seed, and with
+estimators that disagree."""
 
 from __future__ import annotations
 
@@ -7,189 +9,350 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from gradnoise.claims import (
+from gradnoise.claims import ClaimSettings, arm_pairs, evaluate_claims
+from gradnoise.stats import (
     INCONCLUSIVE,
     NOT_SUPPORTED,
     SUPPORTED,
-    ClaimSettings,
-    Estimate,
-    combine,
-    difference_verdict,
-    evaluate_claims,
+    Decision,
+    agree,
+    decide,
+    majority,
+    paired_differences,
+    t_interval,
     to_markdown,
 )
 
-
-@pytest.mark.parametrize(
-    ("diff", "expected"),
-    [
-        (Estimate(0.3, 0.05, 3), SUPPORTED),
-        (Estimate(-0.2, 0.05, 3), NOT_SUPPORTED),
-        (Estimate(0.02, 0.01, 3), NOT_SUPPORTED),  # real but below the margin
-        (Estimate(0.1, 0.2, 3), INCONCLUSIVE),
-        (Estimate(0.3, math.nan, 1), INCONCLUSIVE),
-    ],
-)
-def test_difference_verdict(diff, expected):
-    assert difference_verdict(diff, margin=0.05) == expected
+SEEDS = (3, 7, 11)
+ARMS = {"sgd": "sgd", "sgdm": "sgdm", "adam": "adam", "adamw": "adamw"}
+JITTER = {3: -0.02, 7: 0.0, 11: 0.02}  # seed-to-seed spread of every constructed value
 
 
-def test_combine_uses_seed_spread_and_bootstrap_intervals():
-    e = combine([1.0, 1.2], [0.9, 1.1], [1.1, 1.3])
-    assert e.value == pytest.approx(1.1) and e.n == 2
-    assert e.se == pytest.approx(math.sqrt(0.02 / 2 + (0.1 / 1.96) ** 2 / 2))
-    assert math.isnan(combine([1.0]).se)  # one seed without a CI: no uncertainty, no decision
+# ---------------------------------------------------------------------------------------------------
+# stats
 
 
-def _tails_row(**fields) -> dict:
-    base = dict(step=100, status="ok", split="train", layer="__all__")
-    return {**base, **fields}
+def test_t_interval_uses_student_t_with_n_minus_1_degrees_of_freedom():
+    iv = t_interval([1.0, 2.0], level=0.95)
+    # mean 1.5, s = 0.707, se = 0.5, t(0.975, 1) = 12.706
+    assert iv.value == pytest.approx(1.5)
+    assert iv.high - iv.value == pytest.approx(12.7062 * 0.5, rel=1e-4)
+    five = t_interval([1, 2, 3, 4, 5])
+    assert five.high - five.value == pytest.approx(2.7764 * math.sqrt(2.5 / 5), rel=1e-4)
+    # the smallest detectable effect at 80 % power: (t_0.975 + t_0.8) · se
+    assert five.mde == pytest.approx((2.7764 + stats.t.ppf(0.8, 4)) * math.sqrt(0.5), rel=1e-4)
+    one = t_interval([1.0, math.nan])
+    assert one.n == 1 and math.isnan(one.low) and math.isnan(one.mde)
 
 
-def _tails(
-    alpha_sgd, alpha_adam, verdict_sgd, verdict_adam, er_raw=5.0, er_pre=12.0, seeds=(0, 1, 2)
-):
+def test_decide_reaches_every_verdict_and_says_why():
+    assert decide(t_interval([0.3, 0.32, 0.34]), 0.05).verdict == SUPPORTED
+    assert decide(t_interval([-0.2, -0.21, -0.19]), 0.05).verdict == NOT_SUPPORTED
+    assert decide(t_interval([0.01, 0.02, 0.015]), 0.05).verdict == NOT_SUPPORTED  # real, too small
+    wide = decide(t_interval([-0.5, 0.6, 0.3]), 0.05)
+    assert wide.verdict == INCONCLUSIVE and "no power" in wide.reason
+    one = decide(t_interval([0.3]), 0.05)
+    assert one.verdict == INCONCLUSIVE and "one seed" in one.reason
+
+
+def test_paired_differences_keep_common_finite_seeds():
+    assert paired_differences({1: 3.0, 2: 5.0, 3: math.nan}, {1: 1.0, 2: 1.0, 3: 1.0, 4: 0.0}) == [
+        2.0,
+        4.0,
+    ]
+
+
+def test_agree_and_majority():
+    s, n = Decision(SUPPORTED, ""), Decision(NOT_SUPPORTED, "")
+    assert agree({"a": s, "b": s}).verdict == SUPPORTED
+    mixed = agree({"a": s, "b": n})
+    assert mixed.verdict == INCONCLUSIVE and "disagree" in mixed.reason
+    assert majority([s, s, n], 0.6).verdict == SUPPORTED
+    assert majority([s, n, n], 0.6).verdict == NOT_SUPPORTED
+    assert majority([s, n], 0.6).verdict == INCONCLUSIVE
+    assert majority([], 0.6).verdict == INCONCLUSIVE
+
+
+# ---------------------------------------------------------------------------------------------------
+# constructed experiment tables
+
+
+def _tails(alpha, er=None, seeds=SEEDS, steps=(0, 200, 1000), arms=ARMS) -> pd.DataFrame:
+    """alpha(arm, view, estimator, step) → (α, null) for the training split, whole network; every
+    other split and layer gets values that would flip the verdicts if a claim read them."""
     rows = []
-    for seed in seeds:
-        for opt, a, v in (("sgd", alpha_sgd, verdict_sgd), ("adam", alpha_adam, verdict_adam)):
-            for view in ("raw", "averaged"):
-                for est in ("pooled", "pooled_standardized", "per_coordinate"):
-                    val = a + (0.3 if view == "averaged" else 0) + 0.01 * seed
-                    rows.append(
-                        _tails_row(
-                            optimizer=opt,
-                            seed=seed,
-                            view=view,
-                            quantity="alpha",
-                            estimator=est,
-                            value=val,
-                            ci_low=val - 0.05,
-                            ci_high=val + 0.05,
-                            null_value=2.0,
-                            null_ci_low=1.95,
-                            null_ci_high=2.05,
-                            verdict=v,
+    for arm, opt in arms.items():
+        views = ["raw"] + (["preconditioned", "averaged"] if opt.startswith("adam") else [])
+        for seed in seeds:
+            for step in steps:
+                for view in views:
+                    for est in ("pooled", "pooled_standardized", "per_coordinate", "mcculloch"):
+                        a, null = alpha(arm, view, est, step)
+                        for split, layer, v in (
+                            ("train", "__all__", a + JITTER[seed]),
+                            ("test", "__all__", 0.3),
+                            ("train", "fc.weight", 0.3),
+                        ):
+                            rows.append(
+                                dict(
+                                    experiment="e",
+                                    arm=arm,
+                                    optimizer=opt,
+                                    seed=seed,
+                                    step=step,
+                                    status="ok",
+                                    split=split,
+                                    view=view,
+                                    layer=layer,
+                                    quantity="alpha",
+                                    estimator=est,
+                                    value=v,
+                                    null_value=null,
+                                    note=None,
+                                )
+                            )
+                    if er is not None and view in ("raw", "preconditioned"):
+                        rows.append(
+                            dict(
+                                experiment="e",
+                                arm=arm,
+                                optimizer=opt,
+                                seed=seed,
+                                step=step,
+                                status="ok",
+                                split="train",
+                                view=view,
+                                layer="__all__",
+                                quantity="effective_rank",
+                                estimator="gram",
+                                value=er(arm, view) * (1 + JITTER[seed]),
+                                null_value=math.nan,
+                                note=None,
+                            )
                         )
-                    )
-            if opt == "adam":
-                for view, er in (("raw", er_raw), ("preconditioned", er_pre)):
-                    rows.append(
-                        _tails_row(
-                            optimizer=opt,
-                            seed=seed,
-                            view=view,
-                            quantity="effective_rank",
-                            estimator="gram",
-                            value=er + 0.1 * seed,
-                            ci_low=er - 0.5,
-                            ci_high=er + 0.5,
-                            null_value=np.nan,
-                            null_ci_low=np.nan,
-                            null_ci_high=np.nan,
-                            verdict=None,
-                        )
-                    )
     return pd.DataFrame(rows)
 
 
-def _escape(t_sgd, t_adam):
+def _alpha(sgd=1.3, adam=1.6, null=2.0, averaged_shift=0.0):
+    def f(arm, view, est, step):
+        a = adam if ARMS[arm].startswith("adam") else sgd
+        if view == "averaged":
+            a += averaged_shift
+        return a, null
+
+    return f
+
+
+def _escape(gamma_sgd=10.0, gamma_adam=30.0, ratio=1.0, eps_rel=0.01, exits=2000) -> pd.DataFrame:
     rows = []
-    for opt, t in (("sgd", t_sgd), ("adam", t_adam)):
+    base = dict(status="ok", noise_model="independent", n_paths=exits, n_censored=0, alpha=1.5)
+    for arm in ARMS:
+        g = gamma_adam if arm.startswith("adam") else gamma_sgd
         for basin in ("box", "valley"):
-            for eps in (0.05, 0.1):
+            for eps in (0.01, 0.02):
+                mean = g * (eps / 0.01) ** -1.5
                 rows.append(
                     dict(
+                        base,
                         scenario="matched",
-                        optimizer=opt,
-                        status="ok",
+                        arm=arm,
+                        optimizer=arm,
                         basin=basin,
                         scale="sharp",
-                        noise_model="independent",
                         eps=eps,
-                        mean_exit=t / eps,
-                        ci_low=0.95 * t / eps,
-                        ci_high=1.05 * t / eps,
-                        predicted=t / eps,
-                        ratio=1.0,
-                        slope=-1.5,
-                        slope_target=-1.5,
-                        alpha=1.5,
+                        eps_rel=eps_rel * eps / 0.01,
+                        mean_exit=mean * ratio,
+                        ci_low=0.95 * mean * ratio,
+                        ci_high=1.05 * mean * ratio,
+                        predicted=mean,
+                        ratio=ratio,
                     )
                 )
-    rows.append(
-        dict(
-            scenario="calibration",
-            optimizer="",
-            status="ok",
-            basin="box",
-            scale="unit",
-            noise_model="independent",
-            eps=0.1,
-            mean_exit=79.0,
-            ci_low=75.0,
-            ci_high=83.0,
-            predicted=79.3,
-            ratio=0.996,
-            slope=-1.5,
-            slope_target=-1.5,
-            alpha=1.5,
-        )
-    )
     return pd.DataFrame(rows)
 
 
-def _runs(lam_sgd, lam_adam, acc_sgd, acc_adam):
+def _runs(lam_sgd=5.0, lam_adam=20.0, acc_sgd=98.0, acc_adam=95.0, seeds=SEEDS) -> pd.DataFrame:
     return pd.DataFrame(
         [
             dict(
-                optimizer=o,
+                arm=arm,
+                optimizer=arm,
                 seed=s,
                 status="ok",
-                top_eigenvalue=lam + 0.1 * s,
+                top_eigenvalue=(lam_adam if arm.startswith("adam") else lam_sgd) + JITTER[s],
                 train_acc=99.0,
-                test_acc=a + 0.1 * s,
+                test_acc=(acc_adam if arm.startswith("adam") else acc_sgd) + 10 * JITTER[s],
             )
-            for o, lam, a in (("sgd", lam_sgd, acc_sgd), ("adam", lam_adam, acc_adam))
-            for s in range(3)
+            for arm in ARMS
+            for s in seeds
         ]
     )
 
 
-def test_every_claim_supported_when_the_data_say_so():
-    claims = evaluate_claims(
-        _tails(1.2, 1.6, "heavy-tailed", "heavy-tailed"),
-        _escape(10.0, 30.0),
-        _runs(5.0, 20.0, 98.0, 95.0),
-        ClaimSettings(),
+def _verdicts(claims: pd.DataFrame, claim: str) -> dict[str, str]:
+    sel = claims[claims.claim == claim]
+    return dict(zip(sel.pair, sel.verdict, strict=True))
+
+
+def _evaluate(tails=None, escape=None, runs=None, **settings) -> pd.DataFrame:
+    return evaluate_claims(
+        _tails(_alpha(), er=lambda a, v: 5.0 if v == "raw" else 12.0) if tails is None else tails,
+        _escape() if escape is None else escape,
+        _runs() if runs is None else runs,
+        ClaimSettings(**settings),
     )
-    assert dict(zip(claims.claim, claims.verdict, strict=True)) == {
-        f"C{i}": SUPPORTED for i in range(1, 9)
-    }
-    assert "| C1 |" in to_markdown(claims, "x")
+
+
+def test_pairs_are_every_sgd_arm_with_every_adam_arm_the_papers_first():
+    assert arm_pairs(_runs()) == [
+        ("sgdm", "adam"),
+        ("sgdm", "adamw"),
+        ("sgd", "adam"),
+        ("sgd", "adamw"),
+    ]
+    claims = _evaluate()
+    assert claims[claims.claim == "C2"].pair.iloc[0] == "sgdm vs adam"
+    assert set(claims[claims.claim == "C3"].pair) == {"adam", "adamw"}
+
+
+def test_every_claim_supported_when_the_data_say_so():
+    tails = _tails(_alpha(averaged_shift=0.3), er=lambda a, v: 5.0 if v == "raw" else 12.0)
+    claims = _evaluate(tails=tails, escape=_escape(), runs=_runs())
+    assert set(claims.verdict) == {SUPPORTED}, claims[["claim", "pair", "reason"]]
+    text = to_markdown(claims, "x")
+    assert "| C1 |" in text and "sgdm vs adam" in text
 
 
 def test_claims_not_supported_when_the_data_contradict_them():
-    claims = evaluate_claims(
-        _tails(1.9, 1.5, "not heavy-tailed", "not heavy-tailed", er_raw=10.0, er_pre=9.0),
-        _escape(30.0, 10.0),
-        _runs(20.0, 5.0, 95.0, 98.0),
-        ClaimSettings(),
+    tails = _tails(
+        _alpha(sgd=2.05, adam=1.6, averaged_shift=-0.2), er=lambda a, v: 10.0 if v == "raw" else 9.0
     )
-    verdicts = dict(zip(claims.claim, claims.verdict, strict=True))
-    assert {k: verdicts[k] for k in ("C1", "C2", "C4", "C6", "C7", "C8")} == dict.fromkeys(
-        ("C1", "C2", "C4", "C6", "C7", "C8"), NOT_SUPPORTED
+    tails.loc[(tails.arm == "adam") | (tails.arm == "adamw"), "null_value"] = 1.55
+    claims = _evaluate(
+        tails=tails, escape=_escape(30.0, 10.0, ratio=0.5), runs=_runs(20.0, 5.0, 95.0, 98.0)
     )
+    verdicts = claims.groupby("claim").verdict.agg(set).to_dict()
+    assert verdicts == {f"C{i}": {NOT_SUPPORTED} for i in range(1, 9)}, claims[
+        ["claim", "pair", "reason"]
+    ]
 
 
-def test_one_seed_and_mixed_verdicts_are_inconclusive():
-    tails = _tails(1.2, 1.6, "heavy-tailed", "inconclusive", seeds=(0,))
-    tails.loc[tails.optimizer == "sgd", "verdict"] = "inconclusive"
-    runs = _runs(5.0, 20.0, 98.0, 95.0)
-    claims = evaluate_claims(tails, _escape(10.0, 30.0), runs[runs.seed == 0], ClaimSettings())
-    verdicts = dict(zip(claims.claim, claims.verdict, strict=True))
+def test_one_seed_makes_every_seed_based_claim_inconclusive_for_that_reason():
+    claims = _evaluate(
+        tails=_tails(
+            _alpha(averaged_shift=0.3), er=lambda a, v: 5.0 if v == "raw" else 12.0, seeds=(7,)
+        ),
+        runs=_runs(seeds=(7,)),
+    )
+    for claim in ("C1", "C2", "C3", "C4", "C7", "C8"):
+        rows = claims[claims.claim == claim]
+        assert set(rows.verdict) == {INCONCLUSIVE}, claim
+        assert all("one seed" in r for r in rows.reason) or claim == "C1"
+    assert "0 supported" in claims[claims.claim == "C1"].reason.iloc[0]
+    assert (claims[claims.claim == "C4"].n == 1).all()
+
+
+def test_c2_needs_both_controlled_estimators_to_agree():
+    def f(arm, view, est, step):
+        a = 1.3
+        if ARMS[arm].startswith("adam"):
+            a += 0.4 if est == "per_coordinate" else -0.3
+        return a, 2.0
+
+    verdicts = _verdicts(_evaluate(tails=_tails(f)), "C2")
+    assert set(verdicts.values()) == {INCONCLUSIVE}
+    reason = _evaluate(tails=_tails(f)).query("claim == 'C2'").reason.iloc[0]
+    assert "disagree" in reason
+
+
+def test_c2_is_decided_over_the_configured_window_and_reports_where_it_holds():
+    def early_gap(arm, view, est, step):
+        gap = 0.3 if step == 200 else -0.3
+        return (1.3 + gap if ARMS[arm].startswith("adam") else 1.3), 2.0
+
+    tails = _tails(early_gap)
+    whole = _evaluate(tails=tails).query("claim == 'C2'").iloc[0]
+    early = _evaluate(tails=tails, alpha_window=[150, 1000 - 1]).query("claim == 'C2'").iloc[0]
+    assert whole.verdict == NOT_SUPPORTED  # the mean over 200 and 1000 is 0
+    assert early.verdict == SUPPORTED
+    assert "holds at checkpoints [200]" in whole.measured
+
+
+def test_c3_compares_each_view_with_its_own_null():
+    # the averaged view reads 0.3 higher, but so does its own null: no lightening
+    tails = _tails(_alpha(averaged_shift=0.3), er=lambda a, v: 5.0)
+    tails.loc[tails.view == "averaged", "null_value"] += 0.3
+    claims = _evaluate(tails=tails)
+    assert set(_verdicts(claims, "C3").values()) == {NOT_SUPPORTED}
+
+
+def test_c5_decides_in_the_asymptotic_regime_only():
+    # configurations far from the regime are off the law; in it the law holds
+    far = _escape(ratio=0.4, eps_rel=0.2)
+    near = _escape(ratio=1.0, eps_rel=0.01)
+    both = pd.concat([far, near.assign(eps=near.eps / 10)])
+    c5 = _evaluate(escape=both).query("claim == 'C5'").iloc[0]
+    assert c5.verdict == SUPPORTED
+    assert "trend" in c5.measured
+    none = _evaluate(escape=far).query("claim == 'C5'").iloc[0]
+    assert none.verdict == INCONCLUSIVE and "regime" in none.reason
     assert (
-        verdicts["C1"] == INCONCLUSIVE
-        and verdicts["C7"] == INCONCLUSIVE
-        and verdicts["C8"] == INCONCLUSIVE
+        _evaluate(escape=_escape(ratio=0.5)).query("claim == 'C5'").verdict.iloc[0] == NOT_SUPPORTED
     )
+
+
+def test_c5_band_and_slope_tolerance_come_from_the_config():
+    escape = _escape(ratio=0.7)
+    assert _evaluate(escape=escape).query("claim == 'C5'").verdict.iloc[0] == NOT_SUPPORTED
+    wide = _evaluate(escape=escape, exit_ratio_band=[0.6, 1.4]).query("claim == 'C5'")
+    assert wide.verdict.iloc[0] == SUPPORTED
+
+
+def test_c6_overlapping_intervals_are_no_power_not_evidence_against():
+    # Γ_Adam/Γ_SGD = 1.1 from 50 exits each: the intervals overlap the threshold 1.2
+    weak = _evaluate(escape=_escape(10.0, 11.0, exits=50))
+    assert set(_verdicts(weak, "C6").values()) == {INCONCLUSIVE}
+    assert "inconclusive" in weak.query("claim == 'C6'").reason.iloc[0]
+    # the same ratio from 20,000 exits each: clearly below the threshold → not supported
+    strong = _evaluate(escape=_escape(10.0, 11.0, exits=20000))
+    assert set(_verdicts(strong, "C6").values()) == {NOT_SUPPORTED}
+    assert set(_verdicts(_evaluate(escape=_escape(10.0, 30.0)), "C6").values()) == {SUPPORTED}
+
+
+def test_c7_relative_difference_carries_the_seed_spread_of_its_denominator():
+    runs = _runs(lam_sgd=5.0, lam_adam=20.0)
+    # λ_Adam swings between seeds: the relative difference is large but uncertain
+    runs.loc[runs.arm.str.startswith("adam"), "top_eigenvalue"] = np.tile([5.2, 40.0, 6.0], 2)
+    assert set(_verdicts(_evaluate(runs=runs), "C7").values()) == {INCONCLUSIVE}
+    assert set(_verdicts(_evaluate(runs=_runs()), "C7").values()) == {SUPPORTED}
+
+
+def test_thresholds_come_from_the_config():
+    runs = _runs(acc_sgd=96.0, acc_adam=95.0)  # a 1-point gap
+    assert set(_verdicts(_evaluate(runs=runs), "C8").values()) == {SUPPORTED}
+    assert set(_verdicts(_evaluate(runs=runs, accuracy_margin=2.0), "C8").values()) == {
+        NOT_SUPPORTED
+    }
+    assert set(_verdicts(_evaluate(runs=_runs(lam_adam=5.2)), "C7").values()) == {NOT_SUPPORTED}
+    assert set(
+        _verdicts(_evaluate(runs=_runs(lam_adam=5.2), sharpness_margin=0.0), "C7").values()
+    ) == {SUPPORTED}
+
+
+def test_diverged_runs_leave_their_seed_out_and_are_named():
+    runs = _runs()
+    runs.loc[(runs.arm == "adam") & (runs.seed == 11), "status"] = "diverged"
+    c8 = _evaluate(runs=runs).query("claim == 'C8' and pair == 'sgdm vs adam'").iloc[0]
+    assert c8.n == 2 and "adam/seed11" in c8.measured
+
+
+def test_missing_families_are_inconclusive_with_the_reason():
+    runs = _runs()
+    only_sgd = runs[~runs.arm.str.startswith("adam")]
+    tails = _tails(_alpha(), arms={"sgd": "sgd", "sgdm": "sgdm"})
+    claims = evaluate_claims(tails, _escape(), only_sgd, ClaimSettings())
+    for claim in ("C2", "C3", "C4", "C6", "C7", "C8"):
+        row = claims[claims.claim == claim].iloc[0]
+        assert row.verdict == INCONCLUSIVE and "no" in row.reason

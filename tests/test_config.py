@@ -18,7 +18,7 @@ BAD = [
     (
         "unknown top-level key",
         lambda c: c.update(bogus=1),
-        r"<top level>: unknown key\(s\) 'bogus'; allowed keys: claims, experiments",
+        r"<top level>: unknown key\(s\) 'bogus'; allowed keys: claims, escape, experiments",
     ),
     (
         "unknown experiment key",
@@ -93,9 +93,88 @@ BAD = [
         r"experiments\.test\.resources: unknown key\(s\) 'tails'; allowed keys: noise, sharpness, train",
     ),
     (
+        "training batch larger than the training split",
+        lambda c: _exp(c).update(batch_size=801),
+        r"experiments\.test\.batch_size: 801 is larger than the training split \(800 examples\)",
+    ),
+    (
         "too little memory for a job",
         lambda c: _exp(c).update(resources={"noise": {"mem_mb": 100}}),
         r"experiments\.test\.resources\.noise\.mem_mb: 100 is less than the minimum of 256",
+    ),
+]
+
+
+def _arms(c: dict) -> dict:
+    """Turn the test experiment into one with arms: a small-batch reference and a large batch."""
+    e = _exp(c)
+    e["model"] = {"name": "mlp", "hidden": [24], "batchnorm": True}
+    e["arms"] = {
+        "sb": {"optimizer": "sgdm"},
+        "lb": {"optimizer": "sgdm", "batch_size": 200, "reference": "sb", "lr_scaling": "sqrt"},
+    }
+    return e["arms"]
+
+
+BAD += [
+    (
+        "ghost batch larger than the batch",
+        lambda c: _arms(c)["lb"].update(ghost_batch_size=400),
+        r"experiments\.test\.arms\.lb\.ghost_batch_size: 400 is larger than the arm's batch_size \(200\)",
+    ),
+    (
+        "fewer than two updates per epoch",
+        lambda c: _arms(c)["lb"].update(batch_size=500),
+        r"experiments\.test\.arms\.lb\.batch_size: 500 leaves 1 update\(s\) per epoch of 800 examples",
+    ),
+    (
+        "regime adaptation without a reference",
+        lambda c: _arms(c).update(ra={"optimizer": "sgdm", "regime_adaptation": True}),
+        r"experiments\.test\.arms\.ra\.regime_adaptation: needs a small-batch `reference` arm",
+    ),
+    (
+        "ghost batch normalization without batch normalization",
+        lambda c: (_arms(c)["lb"].update(ghost_batch_size=32), _exp(c)["model"].pop("batchnorm")),
+        r"experiments\.test\.arms\.lb\.ghost_batch_size: model 'mlp' has no BatchNorm layer",
+    ),
+    (
+        "initialization from an arm that does not exist",
+        lambda c: _arms(c).update(ft={"optimizer": "sgd", "init_from": "pretrain"}),
+        r"experiments\.test\.arms\.ft\.init_from: 'pretrain' is not an arm of this experiment; allowed: sb, lb, ft",
+    ),
+    (
+        "arms initialized from each other",
+        lambda c: _arms(c).update(
+            a={"optimizer": "sgd", "init_from": "b"}, b={"optimizer": "sgd", "init_from": "a"}
+        ),
+        r"experiments\.test\.arms\.a: arms depend on each other in a cycle \(a → b → a\)",
+    ),
+    (
+        "zero-out fraction of 1",
+        lambda c: _arms(c).update(
+            pre={"optimizer": "sgd", "random_labels": {"zero_fraction": 1.0}}
+        ),
+        r"experiments\.test\.arms\.pre\.random_labels\.zero_fraction: 1\.0 is greater than or equal to the maximum of 1",
+    ),
+    (
+        "no copies of the images",
+        lambda c: _arms(c).update(pre={"optimizer": "sgd", "random_labels": {"copies": 0}}),
+        r"experiments\.test\.arms\.pre\.random_labels\.copies: 0 is less than the minimum of 1",
+    ),
+    (
+        "accuracy target above 100",
+        lambda c: _arms(c).update(pre={"optimizer": "sgd", "until_train_acc": 101}),
+        r"experiments\.test\.arms\.pre\.until_train_acc: 101 is greater than the maximum of 100",
+    ),
+    (
+        "accuracy target of 0",
+        lambda c: _arms(c).update(pre={"optimizer": "sgd", "until_train_acc": 0}),
+        r"experiments\.test\.arms\.pre\.until_train_acc: 0 is less than or equal to the minimum of 0",
+    ),
+    (
+        "an option of another optimizer in an arm",
+        lambda c: _arms(c).update(x={"optimizer": "sgd", "hparams": {"momentum": 0.9}}),
+        r"experiments\.test\.arms\.x\.hparams: unknown key\(s\) 'momentum'; allowed keys: lr, weight_decay",
     ),
 ]
 
@@ -141,3 +220,34 @@ def test_snakemake_rejects_a_bad_config_before_any_job(root, tmp_path, test_conf
     assert out.returncode != 0
     assert "experiments.test.optimizers.sgd.lr" in out.stderr + out.stdout
     assert not (tmp_path / "wd" / "results").exists()
+
+
+def test_arms_inherit_and_scale_from_their_reference(test_config):
+    from gradnoise.arms import expand_arms
+
+    arms = _arms(test_config)
+    arms["ra"] = {
+        "optimizer": "sgdm",
+        "batch_size": 200,
+        "reference": "sb",
+        "lr_scaling": "sqrt",
+        "regime_adaptation": True,
+        "ghost_batch_size": 32,
+    }
+    _exp(test_config)["epochs"] = 2
+    del _exp(test_config)["iterations"]
+    _exp(test_config)["lr_schedule"] = {"milestones": [0.5]}
+    cfg = prepare_config(test_config)
+    out = expand_arms("test", _exp(cfg))
+    sb, lb, ra = (out[a].training for a in ("sb", "lb", "ra"))
+    assert sb.hparams == {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
+    assert sb.iterations == 2 * (800 // 32) == 50  # epochs × updates per epoch
+    assert lb.iterations == 2 * (800 // 200) == 8  # same epochs, fewer updates
+    assert lb.hparams["lr"] == pytest.approx(0.05 * (200 / 32) ** 0.5)  # √(B/B_ref)
+    # regime adaptation: epochs × ⌈B/B_ref⌉, i.e. at least as many updates as the reference
+    assert ra.iterations == 2 * 7 * (800 // 200) == 56 and ra.ghost_batch_size == 32
+    assert (sb.lr_milestones, lb.lr_milestones, ra.lr_milestones) == ([25], [4], [28])
+    # checkpoints: those inside each run, plus its end
+    assert (
+        sb.checkpoints == [10, 30, 50] and lb.checkpoints == [8] and ra.checkpoints == [10, 30, 56]
+    )

@@ -7,10 +7,12 @@ import pytest
 import torch
 from scipy import stats
 
+import gradnoise.sde
 from gradnoise.levy import (
     isotropic_levy_constant,
     levy_constant,
     sample_isotropic,
+    sample_isotropic_torch,
     sample_sas,
     sample_sas_torch,
 )
@@ -39,6 +41,65 @@ def test_sas_samplers_pass_ks_against_scipy(alpha):
     ]  # a marginal is unit SαS
     for sample in (x, xt, iso):
         assert stats.kstest(sample, cdf).pvalue > 0.01
+
+
+EXTREMES32 = [0.0, 2.0**-24, 0.5, 1 - 2.0**-24, 1.0]
+
+
+def _extreme_rand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.rand returning only the extreme float32 uniforms, every pair of successive calls (V
+    then W in CMS) covering every combination."""
+    pairs = torch.tensor([(u, w) for u in EXTREMES32 for w in EXTREMES32])
+    calls = [0]
+
+    def rand(shape, *, generator=None, device=None, dtype=torch.float32):
+        column = pairs[:, calls[0] % 2]
+        calls[0] += 1
+        n = int(np.prod(shape))
+        return column.repeat(n // len(column) + 1)[:n].reshape(shape).to(dtype)
+
+    monkeypatch.setattr(torch, "rand", rand)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("alpha", [0.6, 1.0, 1.2, 1.5, 1.9, 2.0])
+def test_torch_samplers_are_finite_at_the_extreme_uniforms(monkeypatch, alpha, dtype):
+    _extreme_rand(monkeypatch)
+    n = 2 * len(EXTREMES32) ** 2
+    assert torch.isfinite(sample_sas_torch(alpha, (n,), dtype=dtype)).all()
+    assert torch.isfinite(sample_isotropic_torch(alpha, n, 3, dtype=dtype)).all()
+
+
+@pytest.mark.parametrize("alpha", [0.6, 1.0, 1.5, 1.9, 2.0])
+def test_numpy_sampler_is_finite_at_the_extreme_uniforms(alpha):
+    class Extremes:
+        values = np.array([0.0, 2.0**-53, 0.5, 1 - 2.0**-53])
+        calls = 0
+
+        def random(self, size):
+            self.calls += 1
+            shift = self.calls % 2  # V and W see different orders, so all pairs occur
+            v = np.repeat(self.values, 4) if shift else np.tile(self.values, 4)
+            return np.resize(v, size)
+
+    assert np.isfinite(sample_sas(alpha, 16, Extremes())).all()
+
+
+def test_nan_state_stops_the_euler_simulation(monkeypatch):
+    calls = [0]
+    real = gradnoise.sde.sample_sas_torch
+
+    def poisoned(*args, **kwargs):
+        xi = real(*args, **kwargs)
+        calls[0] += 1
+        if calls[0] == 3:
+            xi[0, 0] = float("nan")
+        return xi
+
+    monkeypatch.setattr(gradnoise.sde, "sample_sas_torch", poisoned)
+    basin, noise = make_basin("box", 2, 1.0, 4.0), Noise(1.5, "independent", np.eye(2))
+    with pytest.raises(FloatingPointError, match=r"euler scheme, box basin \(d = 2\).*ε = 0.2"):
+        simulate_exits(basin, noise, 0.2, n_paths=50, dt=0.05, t_max=5.0, seed=0)
 
 
 def test_isotropic_vectors_are_rotation_invariant():

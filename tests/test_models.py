@@ -34,3 +34,41 @@ def test_small_alexnet_has_the_reference_width():
 def test_vgg_rejects_digits():
     with pytest.raises(ValueError, match="32×32"):
         build_model({"name": "vgg11"}, (1, 28, 28), 10)
+
+
+@pytest.mark.parametrize(
+    ("cls", "plain", "shape"),
+    [
+        ("GhostBatchNorm1d", torch.nn.BatchNorm1d, (10, 5)),  # 10 = 4 + 4 + 2: not a multiple
+        ("GhostBatchNorm2d", torch.nn.BatchNorm2d, (12, 3, 4, 4)),
+    ],
+)
+def test_ghost_batchnorm_is_batchnorm_on_each_chunk(cls, plain, shape):
+    from gradnoise import models
+
+    torch.manual_seed(0)
+    ghost, bn = getattr(models, cls)(shape[1], 4), plain(shape[1])
+    x = torch.randn(*shape) * 3 + 1
+    expected = torch.cat([bn(c) for c in x.split(4)])  # each chunk alone, in order
+    torch.testing.assert_close(ghost(x), expected)
+    # the running statistics were updated once per chunk, in order
+    torch.testing.assert_close(ghost.running_mean, bn.running_mean)
+    torch.testing.assert_close(ghost.running_var, bn.running_var)
+    assert int(ghost.num_batches_tracked) == len(x.split(4))
+    # eval mode: BatchNorm with the running statistics; the state dicts are interchangeable
+    ghost.eval(), bn.eval()
+    torch.testing.assert_close(ghost(x), bn(x))
+    assert ghost.state_dict().keys() == bn.state_dict().keys()
+
+
+def test_with_ghost_batchnorm_replaces_every_batchnorm_and_keeps_the_state():
+    from gradnoise.models import GhostBatchNorm1d, build_model, with_ghost_batchnorm
+
+    torch.manual_seed(0)
+    model = build_model({"name": "mlp", "hidden": [8, 8], "batchnorm": True}, (1, 28, 28), 10)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with_ghost_batchnorm(model, 4)
+    assert sum(isinstance(m, GhostBatchNorm1d) for m in model.modules()) == 2
+    assert not any(type(m) is torch.nn.BatchNorm1d for m in model.modules())
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k])

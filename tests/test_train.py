@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pyarrow.parquet as pq
@@ -9,24 +10,32 @@ import pytest
 import torch
 
 import gradnoise.train as train_mod
+from gradnoise.arms import Training
 from gradnoise.train import RunSettings, train_run
 
 
-def settings(**over) -> RunSettings:
-    base = dict(
-        experiment="t",
-        dataset={"name": "mnist_embedded", "train_size": 400, "test_size": 200},
-        model={"name": "mlp", "hidden": [16]},
+def settings(seed: int = 0, model: dict | None = None, **training) -> RunSettings:
+    """A small run; `training` overrides fields of its gradnoise.arms.Training."""
+    plan = dict(
         optimizer="adam",
         hparams={"lr": 0.003},
-        seed=0,
         batch_size=32,
         iterations=24,
         checkpoints=[0, 8, 24],
-        eval_every=8,
-        device="cpu",
     )
-    return RunSettings(**{**base, **over})
+    plan.update(training)
+    return RunSettings(
+        run={
+            "experiment": "t",
+            "arm": plan["optimizer"],
+            "optimizer": plan["optimizer"],
+            "seed": seed,
+        },
+        training=Training(**plan),
+        dataset={"name": "mnist_embedded", "train_size": 400, "test_size": 200},
+        model=model or {"name": "mlp", "hidden": [16]},
+        eval_every=8,
+    )
 
 
 def _state(run_dir, step):
@@ -36,7 +45,8 @@ def _state(run_dir, step):
 def test_run_writes_checkpoints_with_optimizer_state_and_history(tmp_path):
     assert train_run(settings(), tmp_path) == "ok"
     hist = pq.read_table(tmp_path / "history.parquet").to_pandas()
-    assert hist.iteration.tolist() == [0, 8, 16, 24]
+    assert hist[hist.evaluated].iteration.tolist() == [0, 8, 16, 24]
+    assert len(hist) > 4 and hist[~hist.evaluated].train_loss.isna().all()
     assert {"train_loss", "test_acc", "weight_distance", "epoch", "lr"} <= set(hist.columns)
     assert hist.weight_distance.iloc[0] == 0 and hist.weight_distance.iloc[-1] > 0
     ck = _state(tmp_path, 24)
@@ -108,3 +118,148 @@ def test_diverging_run_is_recorded_not_dropped(tmp_path):
     )
     last = _state(tmp_path, 24)
     assert last["status"] == "diverged" and last["diverged_at"] == hist.iteration.iloc[-1]
+
+
+def test_a_last_step_that_makes_the_weights_non_finite_marks_the_run_diverged(
+    tmp_path, monkeypatch
+):
+    # the step overflows a weight to inf; the loss it was computed from was finite
+    real_step = torch.optim.SGD.step
+
+    def overflowing_step(self, *args, **kwargs):
+        out = real_step(self, *args, **kwargs)
+        with torch.no_grad():
+            self.param_groups[0]["params"][0].view(-1)[0] = math.inf
+        return out
+
+    monkeypatch.setattr(torch.optim.SGD, "step", overflowing_step)
+    status = train_run(
+        settings(optimizer="sgd", hparams={"lr": 0.1}, iterations=1, checkpoints=[0, 1]), tmp_path
+    )
+    assert status == "diverged"
+    assert _state(tmp_path, 1)["status"] == "diverged" and _state(tmp_path, 0)["status"] == "ok"
+
+
+def test_learning_rate_drops_at_the_milestones_and_clipping_bounds_the_step(tmp_path):
+    train_run(
+        settings(optimizer="sgd", hparams={"lr": 0.5}, lr_milestones=[8], lr_gamma=0.1),
+        tmp_path / "a",
+    )
+    hist = pq.read_table(tmp_path / "a" / "history.parquet").to_pandas()
+    assert set(hist[hist.iteration <= 8].lr) == {0.5} and set(hist[hist.iteration > 8].lr) == {0.05}
+    train_run(
+        settings(
+            optimizer="sgd", hparams={"lr": 0.5}, iterations=1, checkpoints=[1], clip_grad_norm=1e-3
+        ),
+        tmp_path / "b",
+    )
+    hist = pq.read_table(tmp_path / "b" / "history.parquet").to_pandas()
+    assert hist.weight_distance.iloc[-1] == pytest.approx(0.5 * 1e-3, rel=1e-4)  # lr × clipped norm
+
+
+def test_ghost_batchnorm_training_gives_batchnorm_checkpoints(tmp_path):
+    bn = {"name": "mlp", "hidden": [16], "batchnorm": True}
+    train_run(
+        settings(model=bn, optimizer="sgdm", hparams={"lr": 0.1}, ghost_batch_size=8), tmp_path
+    )
+    from gradnoise.models import build_model
+
+    plain = build_model(bn, (1, 28, 28), 10)
+    plain.load_state_dict(_state(tmp_path, 24)["model"])  # eval-mode networks are plain BatchNorm
+    assert int(plain[2].num_batches_tracked) == 24 * 32 // 8  # one update per ghost batch
+
+
+def _train_source(tmp_path, **over):
+    train_run(settings(seed=5, **over), tmp_path / "src")
+    return str(tmp_path / "src" / "checkpoints" / "step24.pt")
+
+
+def test_an_arm_starts_from_the_final_weights_of_its_source(tmp_path):
+    init = _train_source(tmp_path)
+    run = settings(seed=5, optimizer="sgd", hparams={"lr": 0.05}, init_from="pre")
+    train_run(run, tmp_path / "ft", init=init)
+    start = _state(tmp_path / "ft", 0)["model"]
+    for k, v in _state(tmp_path / "src", 24)["model"].items():
+        assert torch.equal(start[k], v)
+    meta = json.loads(
+        pq.read_schema(tmp_path / "ft" / "history.parquet").metadata[b"gradnoise.settings"]
+    )
+    assert meta["outcome"]["init"]["checkpoint"] == init
+
+
+def test_a_source_checkpoint_of_other_settings_is_an_error_naming_it(tmp_path):
+    from gradnoise.errors import InputError
+
+    init = _train_source(tmp_path)
+    with pytest.raises(InputError, match="step24.pt: checkpoint of another run"):
+        train_run(settings(seed=6, init_from="pre"), tmp_path / "ft", init=init)
+    with pytest.raises(InputError, match="missing.pt: checkpoint not found"):
+        train_run(
+            settings(seed=5, init_from="pre"), tmp_path / "ft", init=str(tmp_path / "missing.pt")
+        )
+
+
+def test_random_label_pretraining_is_seeded_recorded_and_stops_at_its_target(tmp_path):
+    labels = {"copies": 2, "zero_fraction": 0.1, "seed": 3}
+    run = settings(optimizer="sgd", hparams={"lr": 0.1}, random_labels=labels, until_train_acc=10.0)
+    train_run(run, tmp_path / "a")
+    train_run(run, tmp_path / "b")
+    meta = json.loads(
+        pq.read_schema(tmp_path / "a" / "history.parquet").metadata[b"gradnoise.settings"]
+    )
+    out = meta["outcome"]
+    assert out["random_labels"]["n_examples"] == 800 and out["target_reached"] is True
+    assert out["stopped_at"] == 0 or out["stopped_at"] % 8 == 0
+    assert (tmp_path / "a" / "history.parquet").read_bytes() == (
+        tmp_path / "b" / "history.parquet"
+    ).read_bytes()
+    missed = settings(
+        optimizer="sgd", hparams={"lr": 0.1}, random_labels=labels, until_train_acc=100.0
+    )
+    train_run(missed, tmp_path / "c")
+    meta = json.loads(
+        pq.read_schema(tmp_path / "c" / "history.parquet").metadata[b"gradnoise.settings"]
+    )
+    assert (
+        meta["outcome"]["target_reached"] is False
+        and _state(tmp_path / "c", 24)["target_reached"] is False
+    )
+
+
+def test_random_label_copies_zero_a_fraction_and_leave_the_test_split_alone():
+    from gradnoise.data import background, load_dataset, random_label_copies
+
+    data = load_dataset("mnist_embedded", train_size=50, test_size=20)
+    x, y = random_label_copies(data, 3, 0.25, seed=1)
+    x2, y2 = random_label_copies(data, 3, 0.25, seed=1)
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert not torch.equal(y, random_label_copies(data, 3, 0.25, seed=2)[1])
+    assert x.shape == (150, 1, 28, 28) and y.min() >= 0 and y.max() <= 9
+    zero = background("mnist_embedded").reshape(-1)
+    copies = x.reshape(50, 3, -1)
+    original = data.x_train.reshape(50, 1, -1)
+    changed = copies != original
+    assert (copies[changed] == zero).all()  # values only ever set to a raw 0
+    was_zero = (original == zero).sum(-1)
+    now_zero = (copies == zero).sum(-1)
+    assert (now_zero >= was_zero).all() and (now_zero - was_zero <= int(784 * 0.25)).all()
+    assert data.x_test.shape == (20, 1, 28, 28)  # untouched
+    # the chosen positions differ between the copies of one image
+    assert not torch.equal(copies[:, 0] == zero, copies[:, 1] == zero)
+
+
+def test_augmentation_is_seeded_and_shifts_within_the_padding():
+    from gradnoise.augment import augment_batch
+
+    x = torch.arange(2 * 8 * 8, dtype=torch.float32).reshape(2, 1, 8, 8) + 1
+    bg = torch.zeros(1, 1, 1, 1)
+    a = augment_batch(x, {"shift": 2, "flip": True}, bg, torch.Generator().manual_seed(0))
+    b = augment_batch(x, {"shift": 2, "flip": True}, bg, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == x.shape
+    shifted = augment_batch(x, {"shift": 2}, bg, torch.Generator().manual_seed(1))
+    for img, orig in zip(shifted[:, 0], x[:, 0], strict=True):
+        kept = img[img > 0]
+        assert kept.numel() >= 6 * 6 and set(kept.tolist()) <= set(orig.flatten().tolist())
+    assert not torch.equal(
+        augment_batch(x, {"shift": 2}, bg, torch.Generator().manual_seed(2)), shifted
+    )

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -41,7 +42,8 @@ def job_stats(text: str) -> dict[str, int]:
 def with_config(project: Path, name: str, edit) -> list[str]:
     cfg = yaml.safe_load((project / "config" / "test.yaml").read_text())
     edit(cfg)
-    (project / "config" / name).write_text(yaml.safe_dump(cfg))
+    # in the config's order: the order of arms is the user's (first SGD arm, colours)
+    (project / "config" / name).write_text(yaml.safe_dump(cfg, sort_keys=False))
     return ["--configfile", f"config/{name}"]
 
 
@@ -49,23 +51,60 @@ def test_every_output_of_the_test_config_is_written(local_run):
     res = local_run / "results" / "test"
     exp = yaml.safe_load((local_run / "config" / "test.yaml").read_text())["experiments"]["test"]
     for opt in exp["optimizers"]:
-        assert (res / "train" / opt / "seed0" / "history.parquet").exists()
-        for step in exp["checkpoints"]:
-            assert (res / "train" / opt / "seed0" / "checkpoints" / f"step{step}.pt").exists()
-            assert (res / "noise" / opt / "seed0" / f"step{step}.parquet").exists()
-            assert (res / "noise" / opt / "seed0" / f"step{step}.stats.parquet").exists()
-            assert (res / "tails" / opt / "seed0" / f"step{step}.parquet").exists()
+        for seed in exp["seeds"]:
+            run = f"{opt}/seed{seed}"
+            assert (res / "train" / run / "history.parquet").exists()
+            for step in exp["checkpoints"]:
+                assert (res / "train" / run / "checkpoints" / f"step{step}.pt").exists()
+                assert (res / "noise" / run / f"step{step}.parquet").exists()
+                assert (res / "noise" / run / f"step{step}.stats.parquet").exists()
+                assert (res / "tails" / run / f"step{step}.parquet").exists()
     for f in ("tails.parquet", "simulate/escape.parquet", "claims.md", "claims.parquet"):
         assert (res / f).stat().st_size > 0
-    for fig in FIGURES:
+    for fig in (f for s in ("figures", "escape_figures", "escape_law_figures") for f in FIGURES[s]):
         png = res / "figures" / f"{fig}.png"
         assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
     claims = (res / "claims.md").read_text()
     assert all(f"| C{i} |" in claims for i in range(1, 9))
-    assert (local_run / "logs" / "test" / "train" / "sgd" / "seed0.log").exists()
+    assert all(f"| A{i} |" in claims for i in range(1, 6))  # the escape-law stage's claims
+    studies = {"test_lb": [f"H{i}" for i in range(1, 7)], "test_rl": [f"R{i}" for i in range(1, 5)]}
+    for experiment, ids in studies.items():
+        table = (local_run / "results" / experiment / "claims.md").read_text()
+        assert all(f"| {i} |" in table for i in ids), experiment
+    assert all(f"| A{i} |" in claims for i in range(1, 6))  # the escape-law stage
+    assert (local_run / "logs" / "test" / "train" / "sgd" / "seed3.log").exists()
     assert (
-        local_run / "logs" / "test" / "noise" / "sgd" / "seed0" / "step30.benchmark.tsv"
+        local_run / "logs" / "test" / "noise" / "sgd" / "seed7" / "step30.benchmark.tsv"
     ).exists()
+
+
+def test_every_table_carries_the_run_seed_of_the_config(local_run):
+    """The run's seed (not the noise sampler's, which is 0) in every table and file's metadata."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    res = local_run / "results" / "test"
+    seeds = set(
+        yaml.safe_load((local_run / "config" / "test.yaml").read_text())["experiments"]["test"][
+            "seeds"
+        ]
+    )
+    assert 0 not in seeds
+    for table in ("tails.parquet", *(f"sharpness/sgdm/seed{s}.parquet" for s in seeds)):
+        assert set(pq.read_table(res / table).column("seed").to_pylist()) <= seeds, table
+    assert set(pq.read_table(res / "tails.parquet").column("seed").to_pylist()) == seeds
+    for seed in seeds:
+        for f in (
+            f"noise/adam/seed{seed}/step30.stats.parquet",
+            f"tails/adam/seed{seed}/step30.parquet",
+            f"train/adam/seed{seed}/history.parquet",
+        ):
+            meta = json.loads(pq.read_schema(res / f).metadata[b"gradnoise.settings"])
+            run = meta.get("run") or meta["noise"]["run"]
+            assert run["seed"] == seed, f
+        tails = pq.read_table(res / f"tails/adam/seed{seed}/step30.parquet")
+        assert set(tails.column("seed").to_pylist()) == {seed}
 
 
 def test_aggregated_tails_cover_every_variant_view_and_split(local_run):
@@ -80,10 +119,13 @@ def test_aggregated_tails_cover_every_variant_view_and_split(local_run):
         "mcculloch",
         "hill",
     }
-    assert set(t.split) == {"train", "test"}
-    assert set(t[t.optimizer == "adam"].view) == {"raw", "preconditioned", "averaged"}
-    assert set(t[t.optimizer == "sgd"].view) == {"raw"}
-    assert alpha.null_value.notna().all() and alpha.verdict.notna().all()
+    assert set(t.split) == {"train"}  # the test config samples the training split only
+    assert set(t[t.arm == "adam"].view) == {"raw", "preconditioned", "averaged"}
+    assert set(t[t.arm == "sgd"].view) == {"raw"}
+    assert alpha.verdict.notna().all()
+    # the test config has enough draws for every estimator and view (P = 400; averaged ≈ 21 effective)
+    whole = alpha[(alpha.layer == "__all__") & (alpha.estimator != "pooled")]
+    assert np.isfinite(whole.value).all() and np.isfinite(whole.null_value).all()
     assert {"top_share", "effective_rank", "var_spread"} <= set(t.quantity)
 
 
@@ -111,14 +153,19 @@ def test_learning_rate_change_reruns_exactly_that_optimizers_chain(local_run):
     jobs = planned(local_run, *args)
     print("lr change:", jobs)
     assert jobs == {
-        "train": 1,
-        "noise": 2,
-        "tails": 2,
-        "sharpness": 1,
+        "train": 2,
+        "noise": 4,
+        "tails": 4,
+        "sharpness": 2,
         "aggregate_tails": 1,
-        "simulate_optimizer": 1,
+        "simulate_arm": 1,
         "escape_table": 1,
         "figures": 1,
+        "escape_figures": 1,
+        # the escape-law stage: adam's minimum only (the sweeps take their own lr and the SGD arms' α)
+        "escape_minimum": 1,
+        "escape_minima": 1,
+        "escape_law_figures": 1,
         "claims": 1,
         "all": 1,
     }
@@ -130,9 +177,9 @@ def test_simulation_setting_change_reruns_only_simulate_and_after(local_run):
     print("simulate change:", jobs)
     assert jobs == {
         "simulate_calibration": 1,
-        "simulate_optimizer": 6,
+        "simulate_arm": 5,
         "escape_table": 1,
-        "figures": 1,
+        "escape_figures": 1,
         "claims": 1,
         "all": 1,
     }
@@ -140,7 +187,14 @@ def test_simulation_setting_change_reruns_only_simulate_and_after(local_run):
 
 def test_figure_setting_change_reruns_only_figures(local_run):
     args = with_config(local_run, "fig.yaml", lambda c: c["figures"].update(dpi=61))
-    assert planned(local_run, *args) == {"figures": 1, "all": 1}
+    assert planned(local_run, *args) == {
+        "figures": 3,  # one per experiment, and each experiment's own figures
+        "escape_figures": 1,
+        "escape_law_figures": 1,
+        "large_batch_figures": 1,
+        "random_labels_figures": 1,
+        "all": 1,
+    }
 
 
 def test_editing_a_stage_module_reruns_that_stage_and_after_but_the_readme_nothing(local_run):
@@ -152,12 +206,18 @@ def test_editing_a_stage_module_reruns_that_stage_and_after_but_the_readme_nothi
         jobs = planned(local_run, *CONFIG)
         print("tails.py edit:", jobs)
         assert jobs == {
-            "tails": 12,
-            "aggregate_tails": 1,
-            "simulate_optimizer": 6,
+            "tails": 32,  # every noise file of the three experiments
+            "aggregate_tails": 3,
+            "simulate_arm": 5,
             "escape_table": 1,
-            "figures": 1,
-            "claims": 1,
+            "escape_figures": 1,
+            "figures": 3,
+            "large_batch_figures": 1,
+            "random_labels_figures": 1,
+            "escape_sweep": 3,  # the SαS sweeps read the SGD arms' α
+            "escape_slopes": 1,
+            "escape_law_figures": 1,
+            "claims": 3,
             "all": 1,
         }
         module.write_text(original)
@@ -168,11 +228,74 @@ def test_editing_a_stage_module_reruns_that_stage_and_after_but_the_readme_nothi
         readme.write_text(original_readme)
 
 
+def test_changing_an_arm_reruns_that_arm_the_arms_derived_from_it_and_what_aggregates_them(
+    local_run,
+):
+    """test_lb: the small-batch arm's lr is what the three √B-scaled arms' lr derives from; LB keeps
+    its own lr, so it and the other experiments stay untouched."""
+    args = with_config(
+        local_run,
+        "lb_lr.yaml",
+        lambda c: (
+            c["experiments"]["test_lb"]["optimizers"]["sgdm"].update(lr=0.06)
+            or c["experiments"]["test_lb"]["arms"]["lb"].setdefault("hparams", {}).update(lr=0.05)
+        ),
+    )
+    jobs = planned(local_run, *args)
+    print("sb lr change:", jobs)
+    # sb, lb_lr, lb_lr_gbn, lb_lr_gbn_ra (one seed); noise at 12 for all, and at the end of sb and RA
+    assert jobs == {
+        "train": 4,
+        "noise": 6,
+        "tails": 6,
+        "sharpness": 4,
+        "aggregate_tails": 1,
+        "distance_fits": 1,
+        "figures": 1,
+        "large_batch_figures": 1,
+        "claims": 1,
+        "all": 1,
+    }
+    label = with_config(
+        local_run,
+        "lb_label.yaml",
+        lambda c: c["experiments"]["test_lb"]["arms"]["sb"].update(label="SB"),
+    )
+    assert planned(local_run, *label) == {
+        "figures": 1,
+        "large_batch_figures": 1,
+        "claims": 1,
+        "all": 1,
+    }
+
+
+def test_a_change_to_the_pretraining_reruns_the_arms_that_start_from_it(local_run):
+    args = with_config(
+        local_run,
+        "rl_pre.yaml",
+        lambda c: c["experiments"]["test_rl"]["arms"]["pretrain"]["random_labels"].update(seed=1),
+    )
+    jobs = planned(local_run, *args)
+    print("pretraining change:", jobs)
+    # pretrain, adversarial_vanilla, adversarial_all (one seed); the random-init arms stay
+    assert jobs == {
+        "train": 3,
+        "noise": 3,
+        "tails": 3,
+        "sharpness": 3,
+        "aggregate_tails": 1,
+        "figures": 1,
+        "random_labels_figures": 1,
+        "claims": 1,
+        "all": 1,
+    }
+
+
 def test_rerun_after_a_change_runs_and_leaves_others_untouched(local_run):
     res = local_run / "results" / "test"
-    sgd_noise = res / "noise" / "sgd" / "seed0" / "step30.parquet"
+    sgd_noise = res / "noise" / "sgd" / "seed3" / "step30.parquet"
     before = sgd_noise.stat().st_mtime_ns, sgd_noise.read_bytes()
-    adam_noise = (res / "noise" / "adam" / "seed0" / "step30.parquet").read_bytes()
+    adam_noise = (res / "noise" / "adam" / "seed3" / "step30.parquet").read_bytes()
     args = with_config(
         local_run,
         "lr2.yaml",
@@ -180,17 +303,39 @@ def test_rerun_after_a_change_runs_and_leaves_others_untouched(local_run):
     )
     snakemake(local_run, "--cores", "2", *args)
     assert (sgd_noise.stat().st_mtime_ns, sgd_noise.read_bytes()) == before
-    assert (res / "noise" / "adam" / "seed0" / "step30.parquet").read_bytes() != adam_noise
+    assert (res / "noise" / "adam" / "seed3" / "step30.parquet").read_bytes() != adam_noise
     assert planned(local_run, *args) == {}
 
 
 def test_cpu_outputs_are_byte_identical_across_runs(local_run, tmp_path):
     project = copy_project(tmp_path / "again")
-    targets = [f"results/test/noise/sgdm/seed0/step{s}.parquet" for s in (0, 30)]
+    targets = [f"results/test/noise/sgdm/seed7/step{s}.parquet" for s in (10, 30)]
     snakemake(project, "--cores", "2", *targets, *CONFIG)
     for t in targets:
         for f in (t, t.replace(".parquet", ".stats.parquet")):
             assert (project / f).read_bytes() == (local_run / f).read_bytes(), f
+
+
+def _descendant(root: int, marker: str) -> int | None:
+    """A process started (directly or not) by process `root` whose command line holds `marker`."""
+    parent = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(stat.parent.name)] = int(fields[1])
+    for pid in parent:
+        up = pid
+        while up in parent and up != root:
+            up = parent[up]
+        if up == root and pid != root:
+            try:
+                if marker in (Path("/proc") / str(pid) / "cmdline").read_text():
+                    return pid
+            except OSError:
+                continue
+    return None
 
 
 def test_a_job_killed_mid_way_leaves_nothing_complete_and_the_rerun_resumes(tmp_path):
@@ -198,7 +343,9 @@ def test_a_job_killed_mid_way_leaves_nothing_complete_and_the_rerun_resumes(tmp_
 
     def longer(c):
         exp = c["experiments"]["test"]
-        exp.update(iterations=3000, checkpoints=[0, 100, 3000], eval_every=100)
+        # LeNet: ≈ 100 iterations a second, time to kill it between two checkpoints
+        exp.update(iterations=1500, checkpoints=[0, 100, 1500], eval_every=100, seeds=[0])
+        exp["model"] = {"name": "lenet"}
         exp["optimizers"] = {"sgd": {"lr": 0.05}}
 
     args = with_config(project, "kill.yaml", longer)
@@ -217,13 +364,10 @@ def test_a_job_killed_mid_way_leaves_nothing_complete_and_the_rerun_resumes(tmp_
     ):
         assert time.time() < deadline, "training never reached its first checkpoint"
         time.sleep(0.2)
-    job = subprocess.run(
-        ["pgrep", "-f", "scripts/train.py.*kill|scripts/train.py"], capture_output=True, text=True
-    )
-    pids = [int(p) for p in job.stdout.split()]
-    assert pids, "the training job is not running"
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
+    # kill the training job this test's Snakemake started (found by parent pid, never by name)
+    job = _descendant(proc.pid, "scripts/train.py")
+    assert job, "the training job is not running"
+    os.kill(job, signal.SIGKILL)
     proc.wait(timeout=60)
     assert not (project / target).exists()
     out = snakemake(project, "--cores", "1", target, *args)
@@ -235,15 +379,20 @@ def test_a_job_killed_mid_way_leaves_nothing_complete_and_the_rerun_resumes(tmp_
 def test_paper_config_lists_its_full_dag_without_data(root):
     text = dry_run(root, "--configfile", "config/paper.yaml")
     jobs = job_stats(text)
-    # 2 experiments × 6 optimizers × 3 seeds = 36 runs, 21 checkpoints each
-    assert jobs["train"] == 36 and jobs["sharpness"] == 36
-    assert jobs["noise"] == jobs["tails"] == 36 * 21
-    assert jobs["figures"] == jobs["claims"] == 2
+    # 2 experiments × 6 optimizers × 3 seeds = 36 runs, 21 checkpoints each; the large-batch study's
+    # 5 arms × 3 seeds (checkpoints 100, 500, 1000 inside every run but LB's 1200 iterations, and each
+    # run's last); the random-label study's 11 arms × 3 seeds, each at its last iteration
+    assert jobs["train"] == 36 + 15 + 33 and jobs["sharpness"] == 36 + 15 + 33
+    assert jobs["noise"] == jobs["tails"] == 36 * 21 + (2 * 4 + 3 * 4) * 3 + 33
+    assert jobs["figures"] == jobs["claims"] == 4
+    assert (
+        jobs["large_batch_figures"] == jobs["random_labels_figures"] == jobs["distance_fits"] == 1
+    )
     # the GPU jobs ask for the experiment's `resources`, not the 4 GB / 2 h defaults
-    asked = {
-        rule: set(re.findall(r"^    resources: .*?mem_mb=(\d+).*?runtime=(\d+)", block, re.M))
-        for rule, block in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", text, re.M | re.S)
-    }
-    assert asked["train"] == {("16000", "720")}
+    asked: dict[str, set] = {}
+    for rule, block in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", text, re.M | re.S):
+        found = re.findall(r"^    resources: .*?mem_mb=(\d+).*?runtime=(\d+)", block, re.M)
+        asked.setdefault(rule, set()).update(found)
+    assert asked["train"] == {("16000", "720"), ("32000", "2880")}  # the studies' runs are longer
     assert asked["noise"] == {("16000", "240")}
     assert asked["sharpness"] == {("8000", "120")}

@@ -5,7 +5,6 @@ Every error names the key and, where there is a closed set, the allowed values."
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,11 +12,11 @@ from typing import Any
 import jsonschema
 import yaml
 
+from gradnoise.arms import expand_arms
+from gradnoise.errors import ConfigError
+from gradnoise.studies import STUDY_ROLES, study_roles
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-class ConfigError(ValueError):
-    """The config is invalid; the message names the key."""
 
 
 def _key(path: Any) -> str:
@@ -80,20 +79,55 @@ def prepare_config(config: dict[str, Any]) -> dict[str, Any]:
     # a second pass fills defaults of objects the first pass created (e.g. noise: {} → its keys)
     validator.validate(cfg)
     for name, exp in cfg["experiments"].items():
+        _complete_arm_hparams(name, exp, schema, validator)
         _check_experiment(name, exp)
+    _check_escape(cfg)
     return cfg
+
+
+# The schema definition that validates each optimizer's hyperparameters.
+_HPARAM_DEFS = {
+    "sgd": "opt_sgd",
+    "sgdm": "opt_sgdm",
+    "adam": "opt_adam",
+    "adamw": "opt_adam",
+    "adai": "opt_adai",
+    "adaiw": "opt_adai",
+}
+
+
+def _complete_arm_hparams(
+    name: str, exp: dict[str, Any], schema: dict[str, Any], validator
+) -> None:
+    """An arm's hyperparameters are its optimizer's entry in `optimizers` (if any) updated by the
+    arm's `hparams`; validate the result as that optimizer's entry, defaults filled in."""
+    for arm_name, arm in exp.get("arms", {}).items():
+        opt = arm["optimizer"]
+        merged = {**exp.get("optimizers", {}).get(opt, {}), **arm["hparams"]}
+        sub = type(validator)({**schema["$defs"][_HPARAM_DEFS[opt]], "$defs": schema["$defs"]})
+        errors = list(sub.iter_errors(merged))
+        if errors:
+            worst = max(errors, key=lambda e: len(e.absolute_path))
+            worst.path.extendleft(["experiments", name, "arms", arm_name, "hparams"][::-1])
+            raise ConfigError(_describe(worst))
+        arm["hparams"] = merged
 
 
 def _check_experiment(name: str, exp: dict[str, Any]) -> None:
     key = f"experiments.{name}"
-    its = exp["iterations"]
-    late = [c for c in exp["checkpoints"] if c > its]
-    if late:
-        raise ConfigError(
-            f"config key {key}.checkpoints: {late} beyond the run; allowed: 0..{its} (= {key}.iterations)"
-        )
-    if exp["eval_every"] > its:
-        raise ConfigError(f"config key {key}.eval_every: {exp['eval_every']} > iterations ({its})")
+    its = exp.get("iterations")
+    if its is not None and "arms" not in exp:
+        late = [c for c in exp["checkpoints"] if c > its]
+        if late:
+            raise ConfigError(
+                f"config key {key}.checkpoints: {late} beyond the run; allowed: 0..{its} (= {key}.iterations)"
+            )
+        if exp["eval_every"] > its:
+            raise ConfigError(
+                f"config key {key}.eval_every: {exp['eval_every']} > iterations ({its})"
+            )
+    arms = expand_arms(name, exp)
+    _check_roles(key, exp, arms)
     ds, model = exp["dataset"], exp["model"]
     if ds["name"] == "mnist_embedded":
         test = ds.get("test_size", 1000)
@@ -103,10 +137,16 @@ def _check_experiment(name: str, exp: dict[str, Any]) -> None:
                 f"config key {key}.dataset: train_size + test_size must be ≤ 5000 (the embedded sample)"
             )
         noise = exp["noise"]
-        if min(train, test) // noise["batch_size"] < 4:
+        smaller = min({"train": train, "test": test}[s] for s in noise["splits"])
+        batches = (
+            {a.training.batch_size for a in arms.values()}
+            if noise["batch_size"] == "training"
+            else {noise["batch_size"]}
+        )
+        if noise["mode"] == "reference" and smaller // max(batches) < 4:
             raise ConfigError(
-                f"config key {key}.noise.batch_size: {noise['batch_size']} leaves fewer than 4 minibatches "
-                f"in the smaller split ({min(train, test)} examples)"
+                f"config key {key}.noise.batch_size: {max(batches)} leaves fewer than 4 minibatches "
+                f"in the smaller split ({smaller} examples); use mode: sampled or smaller batches"
             )
         if model["name"] in ("vgg11", "vgg16", "alexnet_small"):
             raise ConfigError(
@@ -121,8 +161,67 @@ def _check_experiment(name: str, exp: dict[str, Any]) -> None:
         raise ConfigError(
             f"config key {key}.model.name: {model['name']!r} needs 32×32 inputs (CIFAR)"
         )
-    if exp["batch_size"] > ds.get("train_size", math.inf):
-        raise ConfigError(f"config key {key}.batch_size: larger than dataset.train_size")
+
+
+def _check_roles(key: str, exp: dict[str, Any], arms: dict[str, Any]) -> None:
+    kind = exp["study"]["kind"]
+    allowed = STUDY_ROLES[kind]
+    for role in exp["study"].get("roles", {}):
+        if role not in allowed:
+            raise ConfigError(
+                f"config key {key}.study.roles: unknown role {role!r} of study {kind!r}; allowed: "
+                f"{', '.join(allowed) or 'none'}"
+            )
+    for role, arm in study_roles(exp).items():
+        if arm not in arms:
+            raise ConfigError(
+                f"config key {key}.study.roles.{role}: study {kind!r} needs an arm for role {role!r}, "
+                f"and {arm!r} is not an arm of this experiment; allowed: {', '.join(arms)}"
+            )
+
+
+# The bound each sweep axis must respect for a barrier of height ΔL to fit inside the width
+# (gradnoise.landscapes: ΔL < H w²/2), as a function of the other two.
+_ESCAPE_BOUNDS = {
+    "sharpness": lambda h, dl, w: f"sharpness > 2·height/width² = {2 * dl / w**2:g}",
+    "height": lambda h, dl, w: f"height < sharpness·width²/2 = {h * w**2 / 2:g}",
+    "width": lambda h, dl, w: f"width > √(2·height/sharpness) = {(2 * dl / h) ** 0.5:g}",
+}
+
+
+def _check_escape(cfg: dict[str, Any]) -> None:
+    """Every landscape of the escape sweeps has a barrier that fits (ΔL < H w²/2); with `enabled`,
+    every experiment of study `optimizers` trains an optimizer of `escape.optimizers` and, for a
+    `measured` α, an SGD-family arm whose noise gives it."""
+    esc = cfg["escape"]
+    base = esc["landscape"]
+    for axis, values in [("landscape", [None]), *esc["sweeps"].items()]:
+        for v in values:
+            land = {**base, axis: v} if v is not None else base
+            h, dl, w = land["sharpness"], land["height"], land["width"]
+            if not dl < h * w * w / 2:
+                key = f"escape.sweeps.{axis}" if v is not None else "escape.landscape.height"
+                bound = _ESCAPE_BOUNDS["height" if v is None else axis](h, dl, w)
+                raise ConfigError(
+                    f"config key {key}: {v if v is not None else dl:g} leaves no room for the "
+                    f"barrier (height {dl:g} ≥ sharpness·width²/2 = {h * w * w / 2:g}); allowed: {bound}"
+                )
+    if not esc["enabled"]:
+        return
+    for name, exp in cfg["experiments"].items():
+        if exp["study"]["kind"] != "optimizers":
+            continue
+        trained = {a.optimizer for a in expand_arms(name, exp).values()}
+        if not trained & set(esc["optimizers"]):
+            raise ConfigError(
+                f"config key escape.optimizers: none of {', '.join(esc['optimizers'])} is trained "
+                f"by experiments.{name}; allowed: {', '.join(sorted(trained))}"
+            )
+        if esc["noise"]["alpha"] == "measured" and not trained & {"sgd", "sgdm"}:
+            raise ConfigError(
+                f"config key escape.noise.alpha: `measured` needs an sgd or sgdm arm in "
+                f"experiments.{name}; give a number instead"
+            )
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -136,10 +136,9 @@ def load_dataset(
         raise ValueError(f"unknown data set {name!r}; allowed: {', '.join(DATASETS)}")
     if name == "mnist_embedded":
         x_tr, y_tr, x_te, y_te = _embedded_mnist(test_size or 1000, split_seed, Path(data_root))
-        stats_name = "mnist"
     else:
         x_tr, y_tr, x_te, y_te = _torchvision(name, Path(data_root), download)
-        stats_name = name
+    stats_name = _stats_name(name)
     if train_size is not None:
         x_tr, y_tr = x_tr[:train_size], y_tr[:train_size]
     if test_size is not None:
@@ -148,3 +147,37 @@ def load_dataset(
     return Dataset(
         name, _normalize(x_tr, stats_name), y_tr, _normalize(x_te, stats_name), y_te, n_classes
     )
+
+
+def background(name: str) -> torch.Tensor:
+    """The normalized value of a raw 0 pixel, per channel, shaped (1, C, 1, 1): what a zeroed value
+    or an empty border of an image of data set `name` holds after normalization."""
+    mean, std = (torch.tensor(v, dtype=torch.float32) for v in _STATS[_stats_name(name)])
+    return (-mean / std).view(1, -1, 1, 1)
+
+
+def _stats_name(name: str) -> str:
+    return "mnist" if name == "mnist_embedded" else name
+
+
+def random_label_copies(
+    data: Dataset, copies: int, zero_fraction: float, seed: int, chunk: int = 4096
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pretraining set of Liu, Papailiopoulos & Achlioptas (2020; official code
+    chao1224/BadGlobalMinima, confusion_data_generation.py): each training image copied `copies`
+    times, in each copy ⌊zero_fraction · C·H·W⌋ values (chosen uniformly without replacement) set to
+    a raw 0, and each copy given a uniform random label. Seeded; the test split is not touched.
+    Returns (x, y) with copies × n examples, copy j of image i at row i·copies + j."""
+    gen = torch.Generator().manual_seed(seed)
+    x = data.x_train.cpu().repeat_interleave(copies, dim=0)
+    n, per_image = x.shape[0], x[0].numel()
+    k = int(per_image * zero_fraction)
+    zero = background(data.name).expand_as(x[:1]).reshape(-1)
+    flat = x.reshape(n, -1)
+    for start in range(0, n, chunk):  # a top-k of uniforms per row: k positions without replacement
+        rows = flat[start : start + chunk]
+        idx = torch.rand(rows.shape, generator=gen).topk(k, dim=1).indices if k else None
+        if idx is not None:
+            rows.scatter_(1, idx, zero[idx])
+    y = torch.randint(0, data.n_classes, (n,), generator=gen)
+    return x.to(data.x_train.device), y.to(data.y_train.device)

@@ -27,8 +27,29 @@ NAMES = {
 }
 
 
-def _color(opt: str) -> str:
-    return COLORS.get(opt, "k")
+class ArmStyle:
+    """Label and colour of each arm: the optimizer's colour where arms are the optimizers, else one
+    colour per arm in config order."""
+
+    def __init__(self, arms: dict[str, tuple[str, str]]) -> None:
+        self.arms = arms  # arm → (label, optimizer)
+        own = all(arm == opt for arm, (_, opt) in arms.items())
+        self.colors = {
+            arm: COLORS.get(opt, "k") if own else f"C{i % 10}"
+            for i, (arm, (_, opt)) in enumerate(arms.items())
+        }
+
+    def label(self, arm: str) -> str:
+        label, opt = self.arms.get(arm, (arm, arm))
+        return NAMES.get(opt, opt) if label == arm == opt else label
+
+    def color(self, arm: str) -> str:
+        return self.colors.get(arm, "k")
+
+    def present(self, arms) -> list[str]:
+        """The arms of `self` that occur in `arms`, in config order."""
+        have = set(arms)
+        return [a for a in self.arms if a in have]
 
 
 def _grid(n: int, width: float = 4.0, height: float = 3.2) -> tuple[Figure, np.ndarray]:
@@ -48,7 +69,7 @@ def reference_history() -> pd.DataFrame:
         return pd.read_csv(f)
 
 
-def alpha_vs_iteration(tails: pd.DataFrame, split: str, dataset: str) -> Figure:
+def alpha_vs_iteration(tails: pd.DataFrame, split: str, dataset: str, style: ArmStyle) -> Figure:
     """α̂ against iteration per optimizer: pooled (reference), standardized, per-coordinate, and nulls."""
     df = tails[
         (tails.status == "ok")
@@ -57,7 +78,7 @@ def alpha_vs_iteration(tails: pd.DataFrame, split: str, dataset: str) -> Figure:
         & (tails.layer == "__all__")
         & (tails.view == "raw")
     ]
-    opts = [o for o in COLORS if o in set(df.optimizer)]
+    opts = style.present(df.arm)
     fig, axes = _grid(max(len(opts), 1))
     ref = reference_history() if dataset == "cifar10" else None
     styles = {
@@ -66,10 +87,11 @@ def alpha_vs_iteration(tails: pd.DataFrame, split: str, dataset: str) -> Figure:
         "per_coordinate": ("C2", "per-coordinate median"),
     }
     for ax, opt in zip(axes[: len(opts)], opts, strict=True):
-        sub = df[df.optimizer == opt]
+        sub = df[df.arm == opt]
         for est, (color, label) in styles.items():
             g = sub[sub.estimator == est].groupby("step")
             m = g[["value", "ci_low", "ci_high", "null_value"]].mean().sort_index()
+            m = m[np.isfinite(m.value)]
             if m.empty:
                 continue
             x = np.maximum(m.index.to_numpy(), 1)
@@ -78,7 +100,7 @@ def alpha_vs_iteration(tails: pd.DataFrame, split: str, dataset: str) -> Figure:
             ax.plot(x, m.null_value, "--", color=color, lw=1, label=f"{label}: Gaussian null")
         if ref is not None:
             r = ref[
-                (ref.optimizer == ("adam" if opt.startswith("adam") else "sgd"))
+                (ref.optimizer == ("adam" if style.arms[opt][1].startswith("adam") else "sgd"))
                 & (ref.split == split)
             ]
             ax.plot(
@@ -90,12 +112,12 @@ def alpha_vs_iteration(tails: pd.DataFrame, split: str, dataset: str) -> Figure:
             )
         ax.axhline(2.0, color="k", lw=0.5)
         ax.set_xscale("log")
-        ax.set_title(f"{NAMES.get(opt, opt)} — raw noise, {split} split")
+        ax.set_title(f"{style.label(opt)} — raw noise, {split} split")
         ax.set_xlabel("iteration (0 shown at 1)")
         ax.set_ylabel("tail index α̂")
     if opts:
         handles, labels = axes[0].get_legend_handles_labels()
-        if len(opts) % 3:  # an empty panel is free: put the legend there
+        if len(opts) < len(axes):  # an empty panel is free: put the legend there
             axes[len(opts)].set_visible(True)
             axes[len(opts)].axis("off")
             axes[len(opts)].legend(handles, labels, loc="center", fontsize=8)
@@ -104,7 +126,7 @@ def alpha_vs_iteration(tails: pd.DataFrame, split: str, dataset: str) -> Figure:
     return fig
 
 
-def noise_histogram(coords: np.ndarray, alpha: float, layer: str, optimizer: str) -> Figure:
+def noise_histogram(coords: np.ndarray, alpha: float, layer: str, label: str) -> Figure:
     """Standardized noise of one layer (log density) with a fitted Gaussian and a fitted SαS density."""
     x = coords[np.isfinite(coords)]
     x = (x - np.median(x)) / (np.subtract(*np.quantile(x, [0.75, 0.25])) or 1.0)
@@ -126,12 +148,12 @@ def noise_histogram(coords: np.ndarray, alpha: float, layer: str, optimizer: str
     ax.set_ylim(bottom=max(1.0 / x.size / (bins[1] - bins[0]) / 3, 1e-6))
     ax.set_xlabel("noise / IQR (standardized)")
     ax.set_ylabel("density (log scale)")
-    ax.set_title(f"{NAMES.get(optimizer, optimizer)}: layer {layer}, final checkpoint")
+    ax.set_title(f"{label}: layer {layer}, final checkpoint")
     ax.legend(fontsize=7)
     return fig
 
 
-def covariance_spectra(tails: pd.DataFrame, split: str) -> Figure:
+def covariance_spectra(tails: pd.DataFrame, split: str, style: ArmStyle) -> Figure:
     """Normalized covariance spectra (λ_i/Σλ) per optimizer and view, final checkpoint, seed 0."""
     df = tails[
         (tails.status == "ok")
@@ -140,10 +162,10 @@ def covariance_spectra(tails: pd.DataFrame, split: str) -> Figure:
         & (tails.layer == "__all__")
     ]
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    for opt in [o for o in COLORS if o in set(df.optimizer)]:
-        sub = df[df.optimizer == opt]
+    for opt in style.present(df.arm):
+        sub = df[df.arm == opt]
         sub = sub[(sub.step == sub.step.max()) & (sub.seed == sub.seed.min())]
-        for view, style in (("raw", "-"), ("preconditioned", "--")):
+        for view, ls in (("raw", "-"), ("preconditioned", "--")):
             r = sub[sub.view == view]
             if r.empty:
                 continue
@@ -152,9 +174,9 @@ def covariance_spectra(tails: pd.DataFrame, split: str) -> Figure:
             ax.plot(
                 np.arange(1, ev.size + 1),
                 ev,
-                style,
-                color=_color(opt),
-                label=f"{NAMES.get(opt, opt)} {view} (eff. rank {r.value.iloc[0]:.1f})",
+                ls,
+                color=style.color(opt),
+                label=f"{style.label(opt)} {view} (eff. rank {r.value.iloc[0]:.1f})",
             )
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -165,7 +187,7 @@ def covariance_spectra(tails: pd.DataFrame, split: str) -> Figure:
     return fig
 
 
-def escape_vs_eps(escape: pd.DataFrame) -> Figure:
+def escape_vs_eps(escape: pd.DataFrame, style: ArmStyle) -> Figure:
     """Mean exit time against ε (log-log): simulation with 95 % CI and the predicted 1/(ε^α m(G))."""
     ok = escape[(escape.status == "ok") & np.isfinite(escape.mean_exit)]
     panels = [("calibration", None)] + [
@@ -180,7 +202,7 @@ def escape_vs_eps(escape: pd.DataFrame) -> Figure:
                 & (sub.scale == "flat")
                 & (sub.noise_model == sub.noise_model.min())
             ]
-            groups = [(NAMES.get(o, o), _color(o), g) for o, g in sub.groupby("optimizer")]
+            groups = [(style.label(o), style.color(o), g) for o, g in sub.groupby("arm")]
             ax.set_title(
                 f"matched SDEs, {basin} basin (flat), {sub.noise_model.min()} noise", fontsize=9
             )
@@ -208,7 +230,7 @@ def escape_vs_eps(escape: pd.DataFrame) -> Figure:
     return fig
 
 
-def escape_sgd_vs_adam(escape: pd.DataFrame) -> Figure:
+def escape_sgd_vs_adam(escape: pd.DataFrame, style: ArmStyle) -> Figure:
     """Mean exit times of every optimizer's matched SDE in the same basins, at the smallest ε."""
     ok = escape[
         (escape.status == "ok") & (escape.scenario == "matched") & np.isfinite(escape.mean_exit)
@@ -223,11 +245,11 @@ def escape_sgd_vs_adam(escape: pd.DataFrame) -> Figure:
         .drop_duplicates()
         .sort_values(["basin", "scale", "noise_model"])
     )
-    opts = [o for o in COLORS if o in set(ok.optimizer)]
+    opts = style.present(ok.arm)
     width = 0.8 / max(len(opts), 1)
     for i, opt in enumerate(opts):
         g = (
-            ok[ok.optimizer == opt]
+            ok[ok.arm == opt]
             .set_index(["basin", "scale", "noise_model"])
             .reindex(pd.MultiIndex.from_frame(configs))
         )
@@ -236,10 +258,10 @@ def escape_sgd_vs_adam(escape: pd.DataFrame) -> Figure:
             x,
             g.mean_exit,
             width,
-            color=_color(opt),
-            label=f"{NAMES.get(opt, opt)} (α = {g.alpha.dropna().iloc[0]:.2f})"
+            color=style.color(opt),
+            label=f"{style.label(opt)} (α = {g.alpha.dropna().iloc[0]:.2f})"
             if g.alpha.notna().any()
-            else opt,
+            else style.label(opt),
             yerr=[g.mean_exit - g.ci_low, g.ci_high - g.mean_exit],
             capsize=2,
         )
@@ -256,25 +278,26 @@ def escape_sgd_vs_adam(escape: pd.DataFrame) -> Figure:
 
 
 def _seed_band(
-    ax, df: pd.DataFrame, x: str, y: str, opt: str, style: str = "-", label: str | None = None
+    ax, df: pd.DataFrame, x: str, y: str, color: str, ls: str = "-", label: str | None = None
 ) -> None:
     g = df.groupby(x)[y]
     m, lo, hi = g.mean(), g.min(), g.max()
-    ax.plot(m.index, m, style, color=_color(opt), label=label)
-    ax.fill_between(m.index, lo, hi, color=_color(opt), alpha=0.15)
+    ax.plot(m.index, m, ls, color=color, label=label)
+    ax.fill_between(m.index, lo, hi, color=color, alpha=0.15)
 
 
-def training_curves(history: pd.DataFrame) -> Figure:
-    """Train/test accuracy and loss per optimizer (mean over seeds, band = range), and the gap."""
-    ok = history[history.status == "ok"]
+def training_curves(history: pd.DataFrame, style: ArmStyle) -> Figure:
+    """Train/test accuracy and loss per arm (mean over seeds, band = range), and the gap."""
+    ok = history[(history.status == "ok") & history.evaluated]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
-    for opt in [o for o in COLORS if o in set(ok.optimizer)]:
-        sub = ok[ok.optimizer == opt].assign(gap=lambda d: d.train_acc - d.test_acc)
-        _seed_band(axes[0], sub, "iteration", "train_acc", opt, "-", f"{NAMES.get(opt, opt)} train")
-        _seed_band(axes[0], sub, "iteration", "test_acc", opt, "--", f"{NAMES.get(opt, opt)} test")
-        _seed_band(axes[1], sub, "iteration", "train_loss", opt, "-")
-        _seed_band(axes[1], sub, "iteration", "test_loss", opt, "--")
-        _seed_band(axes[2], sub, "iteration", "gap", opt, "-", NAMES.get(opt, opt))
+    for opt in style.present(ok.arm):
+        sub = ok[ok.arm == opt].assign(gap=lambda d: d.train_acc - d.test_acc)
+        c, name = style.color(opt), style.label(opt)
+        _seed_band(axes[0], sub, "iteration", "train_acc", c, "-", f"{name} train")
+        _seed_band(axes[0], sub, "iteration", "test_acc", c, "--", f"{name} test")
+        _seed_band(axes[1], sub, "iteration", "train_loss", c, "-")
+        _seed_band(axes[1], sub, "iteration", "test_loss", c, "--")
+        _seed_band(axes[2], sub, "iteration", "gap", c, "-", name)
     for ax, label in zip(
         axes, ("accuracy (%)", "cross-entropy loss", "train − test accuracy (points)"), strict=True
     ):
@@ -287,24 +310,17 @@ def training_curves(history: pd.DataFrame) -> Figure:
     axes[2].set_title("generalization gap (band: seeds' range)")
     diverged = history[history.status == "diverged"]
     for r in diverged.itertuples():
-        axes[1].axvline(r.iteration, color=_color(r.optimizer), lw=0.8, ls=":")
+        axes[1].axvline(r.iteration, color=style.color(r.arm), lw=0.8, ls=":")
     return fig
 
 
-def weight_distance(history: pd.DataFrame) -> Figure:
+def weight_distance(history: pd.DataFrame, style: ArmStyle) -> Figure:
     """‖w_t − w_0‖ against log t (Hoffer et al. 2017 report ∝ log t)."""
     ok = history[(history.status == "ok") & (history.iteration > 0)]
     fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
-    for opt in [o for o in COLORS if o in set(ok.optimizer)]:
-        _seed_band(
-            ax,
-            ok[ok.optimizer == opt],
-            "iteration",
-            "weight_distance",
-            opt,
-            "-",
-            NAMES.get(opt, opt),
-        )
+    for opt in style.present(ok.arm):
+        sub = ok[ok.arm == opt]
+        _seed_band(ax, sub, "iteration", "weight_distance", style.color(opt), "-", style.label(opt))
     ax.set_xscale("log")
     ax.set_xlabel("iteration t (log scale)")
     ax.set_ylabel("‖w_t − w_0‖")
@@ -313,13 +329,15 @@ def weight_distance(history: pd.DataFrame) -> Figure:
     return fig
 
 
-def sharpness_vs_accuracy(runs: pd.DataFrame) -> Figure:
+def sharpness_vs_accuracy(runs: pd.DataFrame, style: ArmStyle) -> Figure:
     """Top Hessian eigenvalue of each run's final minimum against its test accuracy."""
     ok = runs[runs.status == "ok"]
     fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
-    for opt in [o for o in COLORS if o in set(ok.optimizer)]:
-        r = ok[ok.optimizer == opt]
-        ax.scatter(r.top_eigenvalue, r.test_acc, color=_color(opt), label=NAMES.get(opt, opt), s=30)
+    for opt in style.present(ok.arm):
+        r = ok[ok.arm == opt]
+        ax.scatter(
+            r.top_eigenvalue, r.test_acc, color=style.color(opt), label=style.label(opt), s=30
+        )
     ax.set_xscale("log")
     ax.set_xlabel("top Hessian eigenvalue λ_max (log scale)")
     ax.set_ylabel("test accuracy (%)")

@@ -59,6 +59,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gradnoise.errors import InputError
+
 ALL = "__all__"  # the whole network, in the stats table's `layer` column
 SETTINGS_KEY = b"gradnoise.settings"
 PROVENANCE_KEY = b"gradnoise.provenance"
@@ -66,27 +68,228 @@ PROVENANCE_KEY = b"gradnoise.provenance"
 # sharpness): stages join on them.
 CHECKPOINT_KEY = [
     ("experiment", pa.string()),
+    ("arm", pa.string()),
     ("optimizer", pa.string()),
     ("seed", pa.int64()),
     ("step", pa.int64()),
     ("status", pa.string()),
 ]
-# The figures stage's files, {results}/{experiment}/figures/{name}.{format}: one function of
-# gradnoise.figures each. Kept here, not there, so that parsing the workflow needs no matplotlib.
-FIGURES = (
-    "alpha_vs_iteration",
-    "noise_histogram",
-    "covariance_spectra",
-    "escape_vs_eps",
-    "escape_sgd_vs_adam",
-    "training_curves",
-    "weight_distance",
-    "sharpness_vs_accuracy",
+# train/{arm}/seed{seed}/history.parquet: one row per evaluation and per log-spaced iteration at
+# which the distance from the initialization is recorded (`evaluated` false: no losses there).
+HISTORY_SCHEMA = pa.schema(
+    [
+        ("iteration", pa.int64()),
+        ("epoch", pa.float64()),
+        ("lr", pa.float64()),
+        ("batch_loss", pa.float64()),
+        ("evaluated", pa.bool_()),
+        ("train_loss", pa.float64()),
+        ("train_acc", pa.float64()),
+        ("test_loss", pa.float64()),
+        ("test_acc", pa.float64()),
+        ("weight_distance", pa.float64()),
+        ("first_layer_distance", pa.float64()),
+        ("status", pa.string()),
+    ]
 )
-
-
-class InputError(RuntimeError):
-    """An input file is missing, truncated or not what the stage expects; the message names it."""
+# sharpness/{arm}/seed{seed}.parquet: one row, the run's final minimum and outcome.
+SHARPNESS_SCHEMA = pa.schema(
+    [
+        *CHECKPOINT_KEY,
+        ("top_eigenvalue", pa.float64()),
+        ("power_iterations", pa.int64()),
+        ("converged", pa.bool_()),
+        ("trace", pa.float64()),
+        ("trace_se", pa.float64()),
+        ("train_acc", pa.float64()),
+        ("test_acc", pa.float64()),
+        ("train_loss", pa.float64()),
+        ("test_loss", pa.float64()),
+        ("target_reached", pa.bool_()),
+        ("init_target_reached", pa.bool_()),
+    ]
+)
+# simulate/escape.parquet: one row per simulated configuration (gradnoise.simulate).
+ESCAPE_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("scenario", pa.string()),
+        ("arm", pa.string()),
+        ("optimizer", pa.string()),
+        ("status", pa.string()),
+        ("alpha", pa.float64()),
+        ("alpha_measured", pa.float64()),
+        ("alpha_source", pa.string()),
+        ("spectrum_view", pa.string()),
+        ("eps", pa.float64()),
+        ("eps_rel", pa.float64()),
+        ("scheme", pa.string()),
+        ("dt", pa.float64()),
+        ("basin", pa.string()),
+        ("scale", pa.string()),
+        ("width", pa.float64()),
+        ("noise_model", pa.string()),
+        ("dim", pa.int64()),
+        ("n_paths", pa.int64()),
+        ("n_censored", pa.int64()),
+        ("t_max", pa.float64()),
+        ("mean_exit", pa.float64()),
+        ("ci_low", pa.float64()),
+        ("ci_high", pa.float64()),
+        ("predicted", pa.float64()),
+        ("ratio", pa.float64()),
+        ("m_G", pa.float64()),
+        ("slope", pa.float64()),
+        ("slope_target", pa.float64()),
+        ("normalization", pa.string()),
+        ("path_steps", pa.int64()),
+    ]
+)
+# The escape-law stage (gradnoise.escape_tables). escape/sweep_{axis}_{noise}.parquet: one row per
+# (optimizer, learning-rate scale, landscape) of one sweep — the measured escape time (exponential MLE
+# under censoring, iterations) and both theories' predictions (gradnoise.escape).
+ESCAPE_SWEEP_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("axis", pa.string()),
+        ("noise", pa.string()),
+        ("optimizer", pa.string()),
+        ("lr_scale", pa.float64()),
+        ("lr", pa.float64()),
+        ("alpha", pa.float64()),
+        ("alpha_measured", pa.float64()),
+        ("alpha_source", pa.string()),
+        ("noise_model", pa.string()),
+        ("scale", pa.float64()),
+        ("batch_size", pa.float64()),
+        ("sharpness", pa.float64()),
+        ("height", pa.float64()),
+        ("width", pa.float64()),
+        ("dim", pa.int64()),
+        ("n_paths", pa.int64()),
+        ("n_exits", pa.int64()),
+        ("max_iters", pa.int64()),
+        ("warmup", pa.int64()),
+        ("mean_exit", pa.float64()),
+        ("ci_low", pa.float64()),
+        ("ci_high", pa.float64()),
+        ("path_steps", pa.int64()),
+        ("gain", pa.float64()),
+        ("log_tau_diffusion", pa.float64()),
+        ("kramers_exponent", pa.float64()),
+        ("log_tau_levy", pa.float64()),
+        ("levy_absolute", pa.bool_()),
+    ]
+)
+# escape/slopes.parquet: per (axis, noise, optimizer, lr scale, regressor) the fitted slope of log τ
+# with its interval and the theories' slopes at the same design points (gradnoise.escape.fit_sweep).
+ESCAPE_SLOPES_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("axis", pa.string()),
+        ("noise", pa.string()),
+        ("optimizer", pa.string()),
+        ("lr_scale", pa.float64()),
+        ("lr", pa.float64()),
+        ("alpha", pa.float64()),
+        ("regressor", pa.string()),
+        ("n_points", pa.int64()),
+        ("n_without_exits", pa.int64()),
+        ("slope", pa.float64()),
+        ("slope_low", pa.float64()),
+        ("slope_high", pa.float64()),
+        ("chi2_red", pa.float64()),
+        ("slope_diffusion", pa.float64()),
+        ("slope_kramers", pa.float64()),
+        ("slope_levy", pa.float64()),
+    ]
+)
+# escape/minima/{arm}/seed{seed}.parquet and escape/minima.parquet: per (run, lr scale, radius) the
+# first iteration at which ‖w_t − w*‖ exceeded the radius after the run's final checkpoint
+# (max_iters and censored where it never did; status other than ok: no escape was run).
+ESCAPE_MINIMA_SCHEMA = pa.schema(
+    [
+        *CHECKPOINT_KEY,
+        ("lr_scale", pa.float64()),
+        ("lr", pa.float64()),
+        ("batch_size", pa.int64()),
+        ("radius", pa.float64()),
+        ("exit_iteration", pa.int64()),
+        ("censored", pa.bool_()),
+        ("max_iters", pa.int64()),
+        ("max_distance", pa.float64()),
+    ]
+)
+_DICT_STR = pa.dictionary(pa.int32(), pa.string())
+_F64S = pa.list_(pa.float64())
+# The noise stage's two tables (see the module docstring). `coords` holds n values per row, n fixed per
+# file: a fixed-size list of any size matches the 1 written here.
+NOISE_SAMPLES_SCHEMA = pa.schema(
+    [
+        ("split", _DICT_STR),
+        ("view", _DICT_STR),
+        ("layer", _DICT_STR),
+        ("sample", pa.int32()),
+        ("norm", pa.float64()),
+        ("coords", pa.list_(pa.float32(), 1)),
+    ]
+)
+NOISE_STATS_SCHEMA = pa.schema(
+    [
+        ("split", _DICT_STR),
+        ("view", _DICT_STR),
+        ("layer", _DICT_STR),
+        ("P", pa.int64()),
+        ("numel", pa.int64()),
+        ("k1", pa.int64()),
+        ("row_log_x", _F64S),
+        ("row_log_y", _F64S),
+        ("row_n_y", pa.list_(pa.int64())),
+        ("null_row_log_x", _F64S),
+        ("null_row_log_y", _F64S),
+        ("eigenvalues", _F64S),
+        ("gram", _F64S),
+        ("coord_index", pa.list_(pa.int64())),
+        ("var_q01", pa.float64()),
+        ("var_q50", pa.float64()),
+        ("var_q99", pa.float64()),
+        ("var_mean", pa.float64()),
+        ("var_zero_fraction", pa.float64()),
+    ]
+)
+# The figures of each experiment, {results}/{experiment}/figures/{name}.{format}, by the rule that draws
+# them: one function of gradnoise.figures (or gradnoise.studies.plots) each. Kept here, not there, so
+# that parsing the workflow needs no matplotlib.
+FIGURES = {
+    "figures": (
+        "alpha_vs_iteration",
+        "noise_histogram",
+        "covariance_spectra",
+        "training_curves",
+        "weight_distance",
+        "sharpness_vs_accuracy",
+    ),
+    "escape_figures": ("escape_vs_eps", "escape_sgd_vs_adam"),
+    "large_batch_figures": (
+        "accuracy_per_arm",
+        "distance_vs_log_t",
+        "accuracy_vs_updates",
+        "alpha_vs_batch_size",
+    ),
+    "random_labels_figures": (
+        "accuracy_per_regime",
+        "training_curves_both_phases",
+        "bad_vs_good_minima",
+    ),
+    "escape_law_figures": ("escape_vs_sharpness", "escape_vs_width_height", "escape_from_minima"),
+}
+# Which figure rules serve an experiment of each study kind (`optimizers` also escape_law_figures
+# when the escape stage is enabled: workflow/rules/common.smk).
+STUDY_FIGURES = {
+    "optimizers": ("figures", "escape_figures"),
+    "large_batch": ("figures", "large_batch_figures"),
+    "random_labels": ("figures", "random_labels_figures"),
+}
 
 
 def _git_revision() -> str:
@@ -136,8 +339,11 @@ def write_parquet(table: pa.Table, path: str | Path, settings: Mapping[str, Any]
     os.replace(tmp, path)
 
 
-def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table:
-    """Read a gradnoise Parquet file; a missing, truncated or foreign file raises InputError naming it."""
+def read_parquet(
+    path: str | Path, columns: list[str] | None = None, schema: pa.Schema | None = None
+) -> pa.Table:
+    """Read a gradnoise Parquet file; a missing, truncated or foreign file, or one without the
+    columns of `schema` (the stage's contract) in their types, raises InputError naming it."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
@@ -149,7 +355,62 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table
         raise InputError(
             f"{path}: Parquet file without gradnoise metadata (written by another tool?)"
         )
+    if schema is not None:
+        check_schema(table.schema, schema, path)
     return table
+
+
+def read_histories(paths: list[str]) -> tuple[Any, Any]:
+    """Every run's history with its arm and seed as columns, and one row per run with its training
+    settings (arm, seed, optimizer, batch_size, iterations, the end of its high-learning-rate phase),
+    from the files' metadata."""
+    import pandas as pd
+
+    frames, runs = [], []
+    for path in paths:
+        meta = read_settings(path)
+        run, training = meta["run"], meta["training"]
+        frames.append(
+            read_parquet(path, schema=HISTORY_SCHEMA)
+            .to_pandas()
+            .assign(arm=run["arm"], seed=run["seed"])
+        )
+        runs.append(
+            {
+                "arm": run["arm"],
+                "seed": run["seed"],
+                "optimizer": run["optimizer"],
+                "batch_size": training["batch_size"],
+                "iterations": training["iterations"],
+                "phase_end": min(training["lr_milestones"] or [training["iterations"]]),
+                "target_reached": meta["outcome"]["target_reached"],
+            }
+        )
+    return pd.concat(frames, ignore_index=True), pd.DataFrame(runs)
+
+
+def _plain(t: pa.DataType) -> pa.DataType:
+    return t.value_type if pa.types.is_dictionary(t) else t
+
+
+def _compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
+    """Same type, up to dictionary encoding and the size of a fixed-size list."""
+    actual, expected = _plain(actual), _plain(expected)
+    if pa.types.is_fixed_size_list(expected):
+        return pa.types.is_fixed_size_list(actual) and actual.value_type == expected.value_type
+    return actual == expected
+
+
+def check_schema(actual: pa.Schema, expected: pa.Schema, path: str | Path) -> None:
+    """Every column of `expected` is in `actual` with a compatible type (extra columns are fine)."""
+    for f in expected:
+        i = actual.get_field_index(f.name)
+        if i < 0:
+            raise InputError(f"{path}: column {f.name!r} missing (expected type {f.type})")
+        if not _compatible(actual.field(i).type, f.type):
+            raise InputError(
+                f"{path}: column {f.name!r} has type {actual.field(i).type}, expected {f.type}"
+            )
 
 
 def read_settings(path: str | Path) -> dict[str, Any]:

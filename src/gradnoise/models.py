@@ -17,12 +17,69 @@ def _flat_size(features: nn.Module, input_shape: tuple[int, ...]) -> int:
         return features(torch.zeros(1, *input_shape)).numel()
 
 
-def mlp(input_shape: tuple[int, ...], n_classes: int, hidden: list[int] | None = None) -> nn.Module:
+def mlp(
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    hidden: list[int] | None = None,
+    batchnorm: bool = False,
+) -> nn.Module:
+    """ReLU MLP; with `batchnorm`, Linear → BatchNorm1d → ReLU in every hidden layer (the MNIST F1
+    network of Hoffer et al. 2017 is hidden [512] × 5 with batchnorm)."""
     sizes = [int(torch.tensor(input_shape).prod())] + list(hidden or [128])
     layers: list[nn.Module] = [nn.Flatten()]
     for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [nn.Linear(a, b), nn.ReLU()]
+        layers += [nn.Linear(a, b), *([nn.BatchNorm1d(b)] if batchnorm else []), nn.ReLU()]
     return nn.Sequential(*layers, nn.Linear(sizes[-1], n_classes))
+
+
+class _Ghost:
+    """Ghost Batch Normalization (Hoffer et al. 2017): in training, a batch is normalized in chunks of
+    `ghost_batch_size` consecutive examples (the last chunk may be smaller), each with its own mean
+    and variance, and the running statistics are updated once per chunk, in order — as the official
+    code (eladhoffer/bigBatch, main_gbn.py) does by running each ghost batch through the network on
+    its own. In eval mode it is BatchNorm with the running statistics. Parameters and buffers are
+    BatchNorm's, so state dicts move freely between the two."""
+
+    ghost_batch_size: int
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.shape[0] <= self.ghost_batch_size:
+            return super().forward(x)
+        return torch.cat([super(_Ghost, self).forward(c) for c in x.split(self.ghost_batch_size)])
+
+
+class GhostBatchNorm1d(_Ghost, nn.BatchNorm1d):
+    def __init__(self, num_features: int, ghost_batch_size: int, **kwargs: Any) -> None:
+        super().__init__(num_features, **kwargs)
+        self.ghost_batch_size = ghost_batch_size
+
+
+class GhostBatchNorm2d(_Ghost, nn.BatchNorm2d):
+    def __init__(self, num_features: int, ghost_batch_size: int, **kwargs: Any) -> None:
+        super().__init__(num_features, **kwargs)
+        self.ghost_batch_size = ghost_batch_size
+
+
+def with_ghost_batchnorm(model: nn.Module, ghost_batch_size: int) -> nn.Module:
+    """Replace every BatchNorm1d/2d of `model` in place by its ghost version (same state)."""
+    for name, child in model.named_children():
+        ghost_cls = {nn.BatchNorm1d: GhostBatchNorm1d, nn.BatchNorm2d: GhostBatchNorm2d}.get(
+            type(child)
+        )
+        if ghost_cls is None:
+            with_ghost_batchnorm(child, ghost_batch_size)
+            continue
+        ghost = ghost_cls(
+            child.num_features,
+            ghost_batch_size,
+            eps=child.eps,
+            momentum=child.momentum,
+            affine=child.affine,
+            track_running_stats=child.track_running_stats,
+        ).to(next(child.buffers(), torch.empty(0)).device)
+        ghost.load_state_dict(child.state_dict())
+        setattr(model, name, ghost)
+    return model
 
 
 def fc_ref(

@@ -8,6 +8,9 @@ Matching (per optimizer, final checkpoint, mean over seeds, training split, whol
 - M: diag(√λ_1, …, √λ_d) from the top d eigenvalues of the noise covariance of the update — the
   ``preconditioned`` view for Adam/AdamW (whose spectrum is that of D⁻¹ΣD⁻¹), ``raw`` otherwise.
 
+Integrator (``scheme``, stated in every row): the jump-adapted scheme of sde.simulate_exits_jump, or
+Euler–Maruyama as the cross-check.
+
 Normalization (stated in every row): M is rescaled to trace(MMᵀ) = d and the drift is not
 preconditioned (D = I), and every optimizer shares ε and the basin. The comparison therefore isolates
 the two quantities the paper's argument rests on — the tail index and the shape (anisotropy) of the
@@ -25,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gradnoise.io import ALL
+from gradnoise.io import ALL, ESCAPE_SCHEMA
 from gradnoise.sde import (
     Basin,
     Noise,
@@ -40,39 +43,6 @@ from gradnoise.seeds import hash_seed
 log = logging.getLogger(__name__)
 
 NORMALIZATION = "trace(M Mᵀ) = d, D = I, same ε and basin for every optimizer"
-
-ESCAPE_SCHEMA = pa.schema(
-    [
-        ("experiment", pa.string()),
-        ("scenario", pa.string()),
-        ("optimizer", pa.string()),
-        ("status", pa.string()),
-        ("alpha", pa.float64()),
-        ("alpha_measured", pa.float64()),
-        ("alpha_source", pa.string()),
-        ("spectrum_view", pa.string()),
-        ("eps", pa.float64()),
-        ("dt", pa.float64()),
-        ("basin", pa.string()),
-        ("scale", pa.string()),
-        ("width", pa.float64()),
-        ("noise_model", pa.string()),
-        ("dim", pa.int64()),
-        ("n_paths", pa.int64()),
-        ("n_censored", pa.int64()),
-        ("t_max", pa.float64()),
-        ("mean_exit", pa.float64()),
-        ("ci_low", pa.float64()),
-        ("ci_high", pa.float64()),
-        ("predicted", pa.float64()),
-        ("ratio", pa.float64()),
-        ("m_G", pa.float64()),
-        ("slope", pa.float64()),
-        ("slope_target", pa.float64()),
-        ("normalization", pa.string()),
-        ("path_steps", pa.int64()),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -89,6 +59,7 @@ class SimSettings:
     alpha_estimator: str
     alpha_max: float
     calibration: dict[str, Any]
+    scheme: str = "jump"
     device: str = "cpu"
     threads: int = 2
 
@@ -105,10 +76,13 @@ def _run(basin: Basin, noise: Noise, eps: float, n_paths: int, ss: SimSettings, 
         t_max=t_max,
         seed=hash_seed(ss.seed, *key),
         device=ss.device,
+        scheme=ss.scheme,
     )
     mean, lo, hi = exponential_mle(ex.times, ex.exited)
     return {
         "eps": eps,
+        "eps_rel": eps / basin.min_exit_distance(noise.m),
+        "scheme": ss.scheme,
         "dt": ss.dt,
         "basin": basin.kind,
         "dim": basin.dim,
@@ -162,6 +136,7 @@ def calibration(experiment: str, ss: SimSettings) -> pa.Table:
                 {
                     "experiment": experiment,
                     "scenario": "calibration",
+                    "arm": "",
                     "optimizer": "",
                     "status": "ok",
                     "alpha": alpha,
@@ -178,8 +153,9 @@ def calibration(experiment: str, ss: SimSettings) -> pa.Table:
     return pa.Table.from_pylist(_with_slopes(rows, ("alpha",)), schema=ESCAPE_SCHEMA)
 
 
-def matched_noise(tails: pa.Table, optimizer: str, ss: SimSettings) -> dict[str, Any]:
-    """α and the covariance spectrum that drive `optimizer`, from its tails tables (final checkpoint)."""
+def matched_noise(tails: pa.Table, ss: SimSettings) -> dict[str, Any]:
+    """α and the covariance spectrum that drive an arm's optimizer, from the arm's tails tables
+    (final checkpoint)."""
     ok = tails.filter(pc.equal(tails["status"], "ok"))
     if ok.num_rows == 0:
         statuses = sorted(set(tails["status"].to_pylist()))
@@ -227,17 +203,20 @@ def matched_noise(tails: pa.Table, optimizer: str, ss: SimSettings) -> dict[str,
     }
 
 
-def matched(experiment: str, optimizer: str, tails: pa.Table, ss: SimSettings) -> pa.Table:
-    """Escape times of `optimizer`'s matched SDE over ε, basins, noise models, flat and sharp scales."""
+def matched(experiment: str, arm: str, tails: pa.Table, ss: SimSettings) -> pa.Table:
+    """Escape times of `arm`'s matched SDE over ε, basins, noise models, flat and sharp scales."""
+    optimizers = set(tails["optimizer"].to_pylist())
     base = {
         "experiment": experiment,
         "scenario": "matched",
-        "optimizer": optimizer,
+        "arm": arm,
+        "optimizer": optimizers.pop() if len(optimizers) == 1 else "",
+        "scheme": ss.scheme,
         "normalization": NORMALIZATION,
     }
-    match = matched_noise(tails, optimizer, ss)
+    match = matched_noise(tails, ss)
     if match["status"] != "ok":
-        log.warning("%s: no simulation (%s)", optimizer, match["status"])
+        log.warning("%s: no simulation (%s)", arm, match["status"])
         return pa.Table.from_pylist([{**base, "status": match["status"]}], schema=ESCAPE_SCHEMA)
     rows = []
     scales = {"flat": 1.0, "sharp": 1.0 / ss.sharp_flat_ratio}
@@ -247,9 +226,7 @@ def matched(experiment: str, optimizer: str, tails: pa.Table, ss: SimSettings) -
             for model in ss.noise_models:
                 noise = Noise(match["alpha"], model, match["m"])
                 for eps in ss.eps:
-                    r = _run(
-                        basin, noise, eps, ss.n_paths, ss, (optimizer, kind, scale, model, eps)
-                    )
+                    r = _run(basin, noise, eps, ss.n_paths, ss, (arm, kind, scale, model, eps))
                     rows.append(
                         {
                             **base,
@@ -270,7 +247,7 @@ def matched(experiment: str, optimizer: str, tails: pa.Table, ss: SimSettings) -
                     )
     log.info(
         "%s: α=%.3f (%s), %d configurations",
-        optimizer,
+        arm,
         match["alpha"],
         match["alpha_source"],
         len(rows),

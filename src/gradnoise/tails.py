@@ -2,13 +2,21 @@
 and the anisotropy of the covariance — as one tidy long-format table.
 
 Variants (DESIGN.md §3): ``pooled`` (the reference estimator; from the streamed statistics, so it covers
-every coordinate), ``pooled_standardized`` (stored coordinates divided by their std across samples, then
-pooled), ``per_coordinate`` (along the sample axis of each stored coordinate: median and IQR),
+every coordinate), ``pooled_standardized`` (stored coordinates divided by their robust scale across samples,
+IQR/1.349, then pooled), ``per_coordinate`` (along the sample axis of each stored coordinate, each capped at 2: median and
+IQR),
 ``mcculloch`` and ``hill`` (on the standardized pooled sample, as cross-checks). Each is computed on a
 Gaussian surrogate with the same shapes and per-coordinate scale (``null_*`` columns): for ``pooled``
 the surrogate was streamed through the exact reference layout by the noise stage. The scale is the
 robust one (IQR/1.349, equal to the std for Gaussian noise): a std-matched surrogate of heavy-tailed
 noise inherits the extremes through each coordinate's sample std and is itself scale-mixed.
+
+Dependent rows (DESIGN.md §3): the ``averaged`` view is an EMA of the draws, so its rows are ordered
+for the block estimators and resampled for the bootstrap as ``gradnoise.views.RowDependence`` says
+(stride order, circular blocks of ``lag`` rows), and its Gaussian null is the same EMA of Gaussian
+draws. Where its effective number of independent draws is below ``min_effective_draws`` the estimates
+are NaN, the verdict ``inconclusive`` and the ``note`` says why. Rows with non-finite values (a NaN
+gradient) are skipped and counted in ``rows_skipped``; a file where fewer than half remain is an error.
 
 Verdict of each α estimate against its null (rule fixed here, not tuned on results):
 ``heavy-tailed`` if ci_high < null_ci_low and null − estimate > null_margin; ``not heavy-tailed`` if
@@ -32,7 +40,8 @@ from gradnoise.estimators import (
     mcculloch_from_quantiles,
     ref_k1,
 )
-from gradnoise.io import ALL, CHECKPOINT_KEY
+from gradnoise.io import ALL, CHECKPOINT_KEY, InputError
+from gradnoise.views import RowDependence, averaging_matrix, effective_draws, momentum_of
 
 TAILS_SCHEMA = pa.schema(
     [
@@ -52,9 +61,14 @@ TAILS_SCHEMA = pa.schema(
         ("null_ci_high", pa.float64()),
         ("verdict", pa.string()),
         ("n", pa.int64()),
+        ("n_effective", pa.float64()),
+        ("rows_skipped", pa.int64()),
+        ("note", pa.string()),
         ("spectrum", pa.list_(pa.float64())),
     ]
 )
+
+COORDINATE_ESTIMATORS = ("pooled_standardized", "per_coordinate", "mcculloch", "hill")
 
 
 @dataclass(frozen=True)
@@ -64,67 +78,86 @@ class TailSettings:
     hill_fraction: float = 0.05
     ci_level: float = 0.95
     null_margin: float = 0.05
+    max_row_correlation: float = 0.05
+    min_effective_draws: float = 20.0
 
 
-def robust_scale(c: np.ndarray) -> np.ndarray:
-    """Per-column IQR/1.349, or the std where the IQR is 0 (see noise.iqr_scale)."""
-    q25, q75 = np.quantile(c, [0.25, 0.75], axis=0)
+def robust_scale(c: np.ndarray, axis: int = 0) -> np.ndarray:
+    """IQR/1.349 along `axis` (the std of a Gaussian with that IQR), or the std where the IQR is 0
+    (see noise.iqr_scale)."""
+    q25, q75 = np.quantile(c, [0.25, 0.75], axis=axis)
     iqr = (q75 - q25) / IQR_PER_STD
-    return np.where(iqr > 0, iqr, c.std(axis=0, ddof=1))
+    return np.where(iqr > 0, iqr, c.std(axis=axis, ddof=1))
 
 
-def _mohammadi_rows(x: np.ndarray, k1: int) -> np.ndarray:
-    """Mohammadi on each row of a 2-D array (blocks of k1 consecutive entries, tail dropped)."""
+def _log_abs(x: np.ndarray) -> np.ndarray:
+    return np.log(np.abs(x) + EPS)
+
+
+def _mohammadi_rows(x: np.ndarray, k1: int, log_x: np.ndarray | None = None) -> np.ndarray:
+    """Mohammadi on each row of a 2-D array (blocks of k1 consecutive entries, tail dropped);
+    `log_x`: log(|x| + eps), if already at hand."""
     n = x.shape[1] // k1 * k1
     y = x[:, :n].reshape(x.shape[0], -1, k1).sum(axis=2)
-    inv = (np.log(np.abs(y) + EPS).mean(1) - np.log(np.abs(x[:, :n]) + EPS).mean(1)) / math.log(k1)
+    log_x = _log_abs(x[:, :n]) if log_x is None else log_x[:, :n]
+    inv = (_log_abs(y).mean(1) - log_x.mean(1)) / math.log(k1)
     with np.errstate(divide="ignore"):
         return np.where(inv > 0, 1.0 / inv, np.inf)
 
 
-def batched_estimates(c: np.ndarray, hill_fraction: float) -> dict[str, np.ndarray]:
-    """The estimators on a batch of stored-coordinate matrices c (B × P × n), vectorized over B.
-
-    Columns are standardized by their std across samples (columns with zero std in any matrix of the
-    batch are dropped); ``per_coordinate`` is the median over columns, with its quartiles.
-    """
-    sd = c.std(axis=1, ddof=1)
-    keep = (sd > 0).all(axis=0)
-    z = c[:, :, keep] / sd[:, None, keep]
+def per_coordinate_alphas(z: np.ndarray, log_z: np.ndarray | None = None) -> np.ndarray:
+    """Mohammadi along the sample axis of each column of z (B × P × n; consecutive rows independent),
+    with K1 = ⌊√P⌋ consecutive rows a block (the last P mod K1 rows left out), so any P ≥ 4 works.
+    An estimate ≥ 2, or 1/α̂ ≤ 0, counts as 2 — dropping those would bias the median low."""
     b, p, n = z.shape
-    flat = z.reshape(b, p * n)
-    out = {"pooled_standardized": _mohammadi_rows(flat, ref_k1(p * n)) if n else np.full(b, np.nan)}
-    k1 = ref_k1(p)
+    k1 = math.isqrt(p)
     m = p // k1 * k1
     y = z[:, :m].reshape(b, m // k1, k1, n).sum(axis=2)
-    inv = (np.log(np.abs(y) + EPS).mean(1) - np.log(np.abs(z[:, :m]) + EPS).mean(1)) / math.log(k1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per_col = np.where(inv > 0, 1.0 / inv, np.inf)
-    per_col = np.where(np.isfinite(per_col), per_col, np.nan)
-    q25, med, q75 = _row_quantiles(per_col, (0.25, 0.5, 0.75))
-    out["per_coordinate"], out["per_coordinate_q25"], out["per_coordinate_q75"] = med, q25, q75
-    q = np.quantile(flat, [0.05, 0.25, 0.75, 0.95], axis=1)
-    out["mcculloch"] = np.array([mcculloch_from_quantiles(*q[:, i]) for i in range(b)])
-    k = max(1, int(hill_fraction * p * n))
-    out["hill"] = _hill_rows(np.abs(flat), k) if p * n > k else np.full(b, np.nan)
-    return out
+    log_z = _log_abs(z[:, :m]) if log_z is None else log_z[:, :m]
+    inv = (_log_abs(y).mean(1) - log_z.mean(1)) / math.log(k1)
+    with np.errstate(divide="ignore"):
+        return np.where(inv > 0.5, 1.0 / np.maximum(inv, 0.5), 2.0)
 
 
-def _row_quantiles(x: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray]:
-    """Linear-interpolation quantiles of each row over its non-NaN entries (np.nanquantile's rule,
-    vectorized: NaN sorts last, so row i's finite values are the first count_i of its sorted row)."""
-    srt = np.sort(x, axis=1)
-    count = np.isfinite(x).sum(axis=1)
-    last = np.maximum(count - 1, 0)
-    rows = np.arange(x.shape[0])
-    out = []
-    for q in qs:
-        pos = q * last
-        lo = np.floor(pos).astype(int)
-        hi = np.minimum(lo + 1, last)
-        val = srt[rows, lo] + (pos - lo) * (srt[rows, hi] - srt[rows, lo])
-        out.append(np.where(count > 0, val, np.nan))
-    return out
+def standardize(c: np.ndarray) -> np.ndarray:
+    """The columns of c (P × n) that have spread, each divided by its robust scale, IQR/1.349.
+
+    For Gaussian noise that is the std; but the sample std of a heavy-tailed coordinate is set by its
+    few largest draws, and dividing by it mixes scales across columns, which biases the pooled
+    estimators toward heavier tails (SαS(1.2), P = 2000: 1.15 with the std, 1.20 with the IQR;
+    McCulloch 1.02 vs 1.20)."""
+    scale = robust_scale(c)
+    keep = scale > 0
+    return c[:, keep] / scale[keep]
+
+
+def _block_estimates(z: np.ndarray, log_z: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The block estimators on standardized matrices z (B × P × n, consecutive rows independent):
+    pooled (reference layout, K1 = the largest divisor of P·n ≤ √(P·n)) and per-coordinate (median
+    over columns, with its quartiles). `log_z`: log(|z| + eps), if already at hand."""
+    b, p, n = z.shape
+    if n == 0:
+        nan = np.full(b, np.nan)
+        return dict.fromkeys(("pooled_standardized", *_PER_COORDINATE), nan)
+    if log_z is None:
+        log_z = _log_abs(z)
+    q25, med, q75 = np.quantile(per_coordinate_alphas(z, log_z), (0.25, 0.5, 0.75), axis=1)
+    return {
+        "pooled_standardized": _mohammadi_rows(
+            z.reshape(b, p * n), ref_k1(p * n), log_z.reshape(b, p * n)
+        ),
+        "per_coordinate": med,
+        "per_coordinate_q25": q25,
+        "per_coordinate_q75": q75,
+    }
+
+
+_PER_COORDINATE = ("per_coordinate", "per_coordinate_q25", "per_coordinate_q75")
+MCCULLOCH_QUANTILES = (0.05, 0.25, 0.75, 0.95)
+
+
+def hill_k(n: int, hill_fraction: float) -> int:
+    return max(1, int(hill_fraction * n))
 
 
 def _hill_rows(a: np.ndarray, k: int) -> np.ndarray:
@@ -137,9 +170,17 @@ def _hill_rows(a: np.ndarray, k: int) -> np.ndarray:
 def coordinate_estimates(
     c: np.ndarray, hill_fraction: float
 ) -> dict[str, tuple[float, float, float]]:
-    """The estimators on one stored-coordinate matrix (P × n): value, q25, q75 (IQR for per_coordinate)."""
-    est = batched_estimates(c[None], hill_fraction)
+    """The estimators on one stored-coordinate matrix (P × n, rows independent in this order):
+    value, q25, q75 (the quartiles over coordinates for per_coordinate)."""
+    z = standardize(c)
+    est = _block_estimates(z[None])
+    flat = z.reshape(-1)
     nan = math.nan
+    if flat.size > hill_k(flat.size, hill_fraction) + 1:
+        est["mcculloch"] = [mcculloch_from_quantiles(*np.quantile(flat, MCCULLOCH_QUANTILES))]
+        est["hill"] = _hill_rows(np.abs(flat)[None], hill_k(flat.size, hill_fraction))
+    else:
+        est["mcculloch"] = est["hill"] = [nan]
     return {
         name: (
             float(est[name][0]),
@@ -150,25 +191,114 @@ def coordinate_estimates(
     }
 
 
-COORDINATE_ESTIMATORS = ("pooled_standardized", "per_coordinate", "mcculloch", "hill")
+class _Resampled:
+    """Order statistics of bootstrap replicates without sorting each one. A replicate of the pooled
+    standardized sample is the original sample with each row's values repeated as often as the row was
+    drawn, so its order statistics follow from one sort of the original and the rows' counts. The
+    per-coordinate scales are estimated once from all rows and held fixed across replicates (measured:
+    the intervals move by less than their Monte Carlo error, ≈ 0.01)."""
+
+    def __init__(self, z: np.ndarray) -> None:
+        n = z.shape[1]
+        flat = z.reshape(-1)
+        up = np.argsort(flat, kind="stable")
+        self.values, self.rows_up = flat[up], up // n
+        a = np.abs(flat)
+        down = np.argsort(-a, kind="stable")
+        self.abs_down, self.rows_down = a[down], down // n
+        with np.errstate(divide="ignore"):
+            self.log_abs_down = np.log(self.abs_down)
+
+    @staticmethod
+    def _find(cum: np.ndarray, targets: np.ndarray, side: str) -> np.ndarray:
+        """np.searchsorted of each row of targets (B × m) in the same row of cum (B × N, rows
+        increasing), in one call: row b is shifted by b·(its total + 1) so the rows stay apart."""
+        shift = np.cumsum(np.concatenate([[0], cum[:-1, -1] + 1]))[:, None].astype(float)
+        pos = np.searchsorted((cum + shift).ravel(), (targets + shift).ravel(), side)
+        return pos.reshape(targets.shape) - np.arange(len(cum))[:, None] * cum.shape[1]
+
+    def quantiles(self, counts: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+        """np.quantile's linear rule on each replicate (B × len(qs))."""
+        cum = np.cumsum(counts[:, self.rows_up], axis=1)
+        h = np.asarray(qs)[None, :] * (cum[:, -1:] - 1)
+        lo = np.floor(h)
+        i = self._find(cum, lo, "right")
+        j = np.minimum(self._find(cum, lo + 1, "right"), cum.shape[1] - 1)
+        return self.values[i] + (h - lo) * (self.values[j] - self.values[i])
+
+    def hill(self, counts: np.ndarray, k: int) -> np.ndarray:
+        """Hill's estimate with the k largest |values| of each replicate (as _hill_rows). Only a
+        prefix of the sorted values can hold them: the first positions whose counts reach k + 1."""
+        length = min(len(self.rows_down), 4 * (k + 1))
+        while True:
+            w = counts[:, self.rows_down[:length]]
+            cum = np.cumsum(w, axis=1)
+            if cum[:, -1].min() >= k + 1 or length == len(self.rows_down):
+                break
+            length = min(len(self.rows_down), 2 * length)
+        logs = self.log_abs_down[:length]
+        i_k = self._find(cum, np.full((len(w), 1), k), "left")[:, 0]  # holds the k-th largest
+        i_t = self._find(cum, np.full((len(w), 1), k + 1), "left")[:, 0]  # the (k+1)-th: threshold
+        before = np.where(i_k > 0, cum[np.arange(len(w)), np.maximum(i_k - 1, 0)], 0)
+        upto = np.arange(length)[None, :] < i_k[:, None]
+        top = (w * logs * upto).sum(axis=1) + (k - before) * logs[i_k]
+        inv = top / k - logs[i_t]
+        with np.errstate(divide="ignore"):
+            return np.where(inv > 0, 1.0 / inv, np.inf)
 
 
 def bootstrap_estimates(
     c: np.ndarray,
+    dep: RowDependence,
     n_boot: int,
     hill_fraction: float,
     rng: np.random.Generator,
     max_elements: int = 2**22,
 ) -> dict[str, np.ndarray]:
-    """Bootstrap over samples (rows) of every estimator, in vectorized batches of replicates."""
-    p, n = c.shape
+    """Bootstrap of every estimator over the rows of c (in stored order), resampled as `dep` says, in
+    vectorized batches of replicates; each replicate is put in `dep`'s order before estimating."""
+    z = standardize(c)
+    p, n = z.shape
+    order = dep.order()
+    sample = _Resampled(z[order])
+    log_z = _log_abs(z)
+    k = hill_k(len(order) * n, hill_fraction)
     per_batch = max(1, max_elements // max(1, p * n))
     reps: dict[str, list[np.ndarray]] = {}
     for start in range(0, n_boot, per_batch):
-        idx = rng.integers(0, p, (min(per_batch, n_boot - start), p))
-        for name, values in batched_estimates(c[idx], hill_fraction).items():
+        idx = dep.resample(min(per_batch, n_boot - start), rng)[:, order]
+        est = _block_estimates(z[idx], log_z[idx])
+        # counts of each row of z[order] in each replicate (rows outside the order never occur)
+        position = np.full(p, -1)
+        position[order] = np.arange(len(order))
+        counts = np.zeros((len(idx), len(order)), dtype=np.int64)
+        np.add.at(counts, (np.arange(len(idx))[:, None], position[idx]), 1)
+        q = sample.quantiles(counts, MCCULLOCH_QUANTILES)
+        est["mcculloch"] = np.array([mcculloch_from_quantiles(*row) for row in q])
+        est["hill"] = sample.hill(counts, k)
+        for name, values in est.items():
             reps.setdefault(name, []).append(values)
     return {k: np.concatenate(v) for k, v in reps.items()}
+
+
+def alpha_of_view(
+    samples: np.ndarray,
+    view: str,
+    beta: float | None,
+    estimator: str,
+    max_correlation: float = TailSettings.max_row_correlation,
+    min_effective_draws: float = TailSettings.min_effective_draws,
+) -> float:
+    """α̂ of one view's noise. `samples`: P × n, the rows of that view exactly as the noise stage
+    stores them (for ``averaged``: the circular β-EMA of the draws, `beta` its coefficient);
+    `estimator`: pooled_standardized, per_coordinate or mcculloch. NaN only where no estimate is
+    possible: too few effective independent draws, or no column with spread."""
+    c = np.asarray(samples, dtype=np.float64)
+    b = beta if view == "averaged" else None
+    dep = RowDependence.of(c.shape[0], b, max_correlation)
+    if not dep.usable or effective_draws(c.shape[0], b) < min_effective_draws or c.shape[0] < 4:
+        return math.nan
+    return coordinate_estimates(c[dep.order()], 0.05)[estimator][0]
 
 
 def pooled_from_rows(
@@ -209,76 +339,143 @@ def verdict(
     return "inconclusive"
 
 
-def _alpha_rows(
-    stat: dict[str, Any], coords: np.ndarray, ts: TailSettings, rng: np.random.Generator
-) -> list[dict]:
-    """α rows of one (split, view, layer)."""
-    p = stat["P"]
-    weights = rng.multinomial(p, np.full(p, 1.0 / p), size=ts.bootstrap).astype(np.float64)
-    args = (np.asarray(stat["row_n_y"]), stat["numel"], stat["k1"])
-    real = (np.asarray(stat["row_log_x"]), np.asarray(stat["row_log_y"]))
-    null = (np.asarray(stat["null_row_log_x"]), np.asarray(stat["null_row_log_y"]))
-    pooled = pooled_from_rows(*real[:2], *args)
-    pooled_null = pooled_from_rows(*null[:2], *args)
-    results = {
-        "pooled": (
-            pooled,
-            _ci(pooled_from_rows(*real, *args, weights), ts.ci_level),
-            math.nan,
-            math.nan,
-        ),
-    }
-    nulls = {"pooled": (pooled_null, _ci(pooled_from_rows(*null, *args, weights), ts.ci_level))}
-    n_obs = {"pooled": p * stat["numel"]}
-    c = coords[:, np.isfinite(coords).all(axis=0)].astype(np.float64)
-    if c.shape[1] > 0 and p >= 4:
-        surrogate = rng.standard_normal(c.shape) * robust_scale(c)
-        est = coordinate_estimates(c, ts.hill_fraction)
-        est_null = coordinate_estimates(surrogate, ts.hill_fraction)
-        boot = bootstrap_estimates(c, ts.bootstrap, ts.hill_fraction, rng)
-        boot_null = bootstrap_estimates(surrogate, ts.bootstrap, ts.hill_fraction, rng)
-        for name, (v, q25, q75) in est.items():
-            results[name] = (v, _ci(boot[name], ts.ci_level), q25, q75)
-            nulls[name] = (est_null[name][0], _ci(boot_null[name], ts.ci_level))
-            n_obs[name] = c.size
-    rows = []
-    for name, (v, ci, q25, q75) in results.items():
-        nv, nci = nulls[name]
-        rows.append(
-            {
-                "quantity": "alpha",
-                "estimator": name,
-                "value": float(v),
-                "ci_low": ci[0],
-                "ci_high": ci[1],
-                "q25": q25,
-                "q75": q75,
-                "null_value": float(nv),
-                "null_ci_low": nci[0],
-                "null_ci_high": nci[1],
-                "verdict": verdict(v, ci, nv, nci, ts.null_margin),
-                "n": n_obs[name],
-            }
+@dataclass(frozen=True)
+class _Estimate:
+    value: float
+    ci: tuple[float, float]
+    null: float
+    null_ci: tuple[float, float]
+    q25: float = math.nan
+    q75: float = math.nan
+
+
+NAN2 = (math.nan, math.nan)
+UNAVAILABLE = _Estimate(math.nan, NAN2, math.nan, NAN2)
+
+
+def _pooled(
+    stat: dict[str, Any], beta: float | None, ts: TailSettings, rng: np.random.Generator
+) -> tuple[_Estimate, str]:
+    """The streamed reference estimate and its null, bootstrapped over rows as the view's dependence
+    allows. Rows whose sums are not finite (a NaN gradient) are left out."""
+    log_x, log_y = np.asarray(stat["row_log_x"]), np.asarray(stat["row_log_y"])
+    null_x, null_y = np.asarray(stat["null_row_log_x"]), np.asarray(stat["null_row_log_y"])
+    n_y = np.asarray(stat["row_n_y"])
+    ok = np.isfinite(log_x) & np.isfinite(log_y)
+    if beta and stat["k1"] > stat["numel"]:
+        return UNAVAILABLE, (
+            f"pooled blocks of {stat['k1']} entries span several rows of a {stat['numel']}-entry "
+            "layer, and rows of the averaged view are dependent"
         )
-    return rows
+    if ok.sum() < 4:
+        return UNAVAILABLE, "fewer than 4 finite rows"
+    dep = RowDependence.of(int(ok.sum()), beta, ts.max_row_correlation)
+    idx = dep.resample(ts.bootstrap, rng)
+    weights = np.stack([np.bincount(i, minlength=dep.p) for i in idx]).astype(np.float64)
+    args = (n_y[ok], stat["numel"], stat["k1"])
+    real, null = (log_x[ok], log_y[ok]), (null_x[ok], null_y[ok])
+    return _Estimate(
+        float(pooled_from_rows(*real, *args)),
+        _ci(pooled_from_rows(*real, *args, weights), ts.ci_level),
+        float(pooled_from_rows(*null, *args)),
+        _ci(pooled_from_rows(*null, *args, weights), ts.ci_level),
+    ), ""
+
+
+def _gaussian_null(c: np.ndarray, beta: float | None, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise with c's per-column robust scale and the view's row dependence."""
+    z = rng.standard_normal(c.shape)
+    if beta:
+        z = averaging_matrix(c.shape[0], beta) @ z
+    return z * robust_scale(c)
+
+
+def _coordinate(
+    c: np.ndarray, beta: float | None, ts: TailSettings, rng: np.random.Generator
+) -> dict[str, _Estimate]:
+    """Every coordinate estimator on the stored coordinates c (P × n, finite) and on its null."""
+    dep = RowDependence.of(c.shape[0], beta, ts.max_row_correlation)
+    order = dep.order()
+    surrogate = _gaussian_null(c, beta, rng)
+    est = coordinate_estimates(c[order], ts.hill_fraction)
+    est_null = coordinate_estimates(surrogate[order], ts.hill_fraction)
+    boot = bootstrap_estimates(c, dep, ts.bootstrap, ts.hill_fraction, rng)
+    boot_null = bootstrap_estimates(surrogate, dep, ts.bootstrap, ts.hill_fraction, rng)
+    return {
+        name: _Estimate(
+            v,
+            _ci(boot[name], ts.ci_level),
+            est_null[name][0],
+            _ci(boot_null[name], ts.ci_level),
+            q25,
+            q75,
+        )
+        for name, (v, q25, q75) in est.items()
+    }
+
+
+def finite_rows(coords: np.ndarray) -> tuple[np.ndarray, int]:
+    """The stored coordinates without padding columns (NaN in every row: layers smaller than the
+    per-layer count) and without rows holding a non-finite value; and how many rows were dropped."""
+    c = coords[:, ~np.isnan(coords).all(axis=0)]
+    good = np.isfinite(c).all(axis=1)
+    return c[good].astype(np.float64), int((~good).sum())
+
+
+def _alpha_rows(
+    stat: dict[str, Any], coords: np.ndarray, beta: float | None, ts: TailSettings, rng
+) -> list[dict]:
+    """α rows of one (split, view, layer); `coords` finite, P' × n (rows already filtered)."""
+    p = coords.shape[0]
+    n_eff = effective_draws(p, beta)
+    dep = RowDependence.of(p, beta, ts.max_row_correlation)
+    too_few = n_eff < ts.min_effective_draws or not dep.usable or p < 4
+    note = (
+        f"≈{n_eff:.0f} effective independent draws (P = {p}, β = {beta}) < min_effective_draws "
+        f"({ts.min_effective_draws:g})"
+        if too_few
+        else ""
+    )
+    pooled, pooled_note = (UNAVAILABLE, note) if too_few else _pooled(stat, beta, ts, rng)
+    results = {"pooled": (pooled, p * stat["numel"], pooled_note)}
+    coord = _coordinate(coords, beta, ts, rng) if coords.shape[1] > 0 and not too_few else {}
+    for name in COORDINATE_ESTIMATORS:
+        results[name] = (coord.get(name, UNAVAILABLE), coords.size, note if too_few else "")
+    return [
+        {
+            "quantity": "alpha",
+            "estimator": name,
+            "value": float(e.value),
+            "ci_low": e.ci[0],
+            "ci_high": e.ci[1],
+            "q25": e.q25,
+            "q75": e.q75,
+            "null_value": float(e.null),
+            "null_ci_low": e.null_ci[0],
+            "null_ci_high": e.null_ci[1],
+            "verdict": verdict(e.value, e.ci, e.null, e.null_ci, ts.null_margin),
+            "n": n,
+            "n_effective": n_eff,
+            "note": text or None,
+        }
+        for name, (e, n, text) in results.items()
+    ]
 
 
 def _anisotropy_rows(
-    stat: dict[str, Any], ts: TailSettings, rng: np.random.Generator
+    stat: dict[str, Any], beta: float | None, ts: TailSettings, rng: np.random.Generator
 ) -> list[dict]:
     ev = np.asarray(stat["eigenvalues"])
     spread = stat["var_q99"] / stat["var_q01"] if stat["var_q01"] > 0 else math.inf
     cis: dict[str, tuple[float, float]] = {}
     if stat.get("gram") is not None:
         p = stat["P"]
-        spectra = anisotropy.bootstrap_gram_spectra(
-            np.asarray(stat["gram"]).reshape(p, p), ts.bootstrap, rng
+        lag = RowDependence.of(p, beta, ts.max_row_correlation).lag
+        shares, ranks = anisotropy.bootstrap_anisotropy(
+            np.asarray(stat["gram"]).reshape(p, p), ts.bootstrap, rng, lag
         )
-        cis["top_share"] = _ci(np.array([anisotropy.top_share(s) for s in spectra]), ts.ci_level)
-        cis["effective_rank"] = _ci(
-            np.array([anisotropy.effective_rank(s) for s in spectra]), ts.ci_level
-        )
-    nan2 = (math.nan, math.nan)
+        cis["top_share"] = _ci(shares, ts.ci_level)
+        cis["effective_rank"] = _ci(ranks, ts.ci_level)
     quantities = {
         "top_share": anisotropy.top_share(ev),
         "effective_rank": anisotropy.effective_rank(ev),
@@ -289,18 +486,22 @@ def _anisotropy_rows(
             "quantity": q,
             "estimator": "gram" if q != "var_spread" else "q99/q01",
             "value": v,
-            "ci_low": cis.get(q, nan2)[0],
-            "ci_high": cis.get(q, nan2)[1],
+            "ci_low": cis.get(q, NAN2)[0],
+            "ci_high": cis.get(q, NAN2)[1],
             "n": stat["numel"],
+            "n_effective": effective_draws(stat["P"], beta),
             "spectrum": ev.tolist() if q == "effective_rank" else None,
         }
         for q, v in quantities.items()
     ]
 
 
-def analyze(samples: pa.Table, stats: pa.Table, run: dict[str, Any], ts: TailSettings) -> pa.Table:
-    """The tidy tails table of one noise file; `run` holds experiment, optimizer, seed, step, status."""
-    base = {k: run[k] for k in ("experiment", "optimizer", "seed", "step")}
+def analyze(
+    samples: pa.Table, stats: pa.Table, run: dict[str, Any], ts: TailSettings, source: str = ""
+) -> pa.Table:
+    """The tidy tails table of one noise file. `run`: the run that made it (experiment, arm,
+    optimizer, hparams, seed, step, status); `source` names the file in error messages."""
+    base = {k: run[k] for k in ("experiment", "arm", "optimizer", "seed", "step")}
     if run.get("status", "ok") != "ok" or stats.num_rows == 0:
         row = {
             **base,
@@ -311,6 +512,7 @@ def analyze(samples: pa.Table, stats: pa.Table, run: dict[str, Any], ts: TailSet
         return pa.Table.from_pylist([row], schema=TAILS_SCHEMA)
     coords = _coords_by_key(samples)
     rng = np.random.default_rng(ts.seed)
+    momentum = momentum_of(run["optimizer"], run["hparams"])
     rows = []
     for stat in stats.to_pylist():
         key = (stat["split"], stat["view"])
@@ -318,14 +520,22 @@ def analyze(samples: pa.Table, stats: pa.Table, run: dict[str, Any], ts: TailSet
             c = np.concatenate(list(coords[key].values()), axis=1)  # model order
         else:
             c = coords[key][stat["layer"]]
+        c, skipped = finite_rows(c)
+        if skipped and c.shape[0] < max(4, stat["P"] / 2):
+            raise InputError(
+                f"{source}: {skipped} of {stat['P']} noise rows of {key[0]}/{key[1]}/"
+                f"{stat['layer']} hold non-finite values; too few remain for an estimate"
+            )
+        beta = momentum if stat["view"] == "averaged" else None
         ident = {
             **base,
             "status": "ok",
             "split": stat["split"],
             "view": stat["view"],
             "layer": stat["layer"],
+            "rows_skipped": skipped,
         }
-        for r in _alpha_rows(stat, c, ts, rng) + _anisotropy_rows(stat, ts, rng):
+        for r in _alpha_rows(stat, c, beta, ts, rng) + _anisotropy_rows(stat, beta, ts, rng):
             rows.append({**ident, **r})
     return pa.Table.from_pylist(rows, schema=TAILS_SCHEMA)
 

@@ -1,19 +1,27 @@
-# The config, validated before any job runs, and the functions that turn it into file lists.
-# No rule file computes its own view of the config.
+# The config, validated before any job runs, and the functions that turn it into file lists and job
+# settings. No rule file computes its own view of the config. Job settings are named, namespaced
+# values (the run's seed and the noise sampler's seed never share a key), never dicts merged with **.
 
 import json
+import shlex
 
+from gradnoise.arms import expand_arms
 from gradnoise.config import prepare_config
-from gradnoise.io import FIGURES
+from gradnoise.io import FIGURES, STUDY_FIGURES
+from gradnoise.studies import study_roles
+import snakemake.io as smk_io  # smk_io.report: a line may not start with `report` in a .smk file
 
 config = prepare_config(config)
 RESULTS = config["results"]
 EXPERIMENTS = config["experiments"]
+ARMS = {name: expand_arms(name, exp) for name, exp in EXPERIMENTS.items()}
+STUDY = {name: exp["study"]["kind"] for name, exp in EXPERIMENTS.items()}
+ESCAPE = config["escape"]
 
 
 wildcard_constraints:
     experiment="[A-Za-z0-9_-]+",
-    optimizer="sgd|sgdm|adam|adamw|adai|adaiw",
+    arm="[A-Za-z0-9_]+",
     seed=r"\d+",
     step=r"\d+",
 
@@ -42,127 +50,332 @@ def as_json(obj):
     return json.dumps(obj, sort_keys=True)
 
 
+def arm_of(w):
+    return ARMS[w.experiment][w.arm]
+
+
 def runs(experiment):
-    """(optimizer, seed) pairs of an experiment."""
-    exp = EXPERIMENTS[experiment]
-    return [(opt, seed) for opt in exp["optimizers"] for seed in exp["seeds"]]
+    """(arm, seed) pairs of an experiment."""
+    return [
+        (arm, seed)
+        for arm in ARMS[experiment]
+        for seed in EXPERIMENTS[experiment]["seeds"]
+    ]
 
 
 def run_dir(w):
-    return f"{RESULTS}/{w.experiment}/train/{w.optimizer}/seed{w.seed}"
+    return f"{RESULTS}/{w.experiment}/train/{w.arm}/seed{w.seed}"
+
+
+def run_key(w):
+    """What names a run in every table: experiment, arm, its optimizer and the run's seed."""
+    return {
+        "experiment": w.experiment,
+        "arm": w.arm,
+        "optimizer": arm_of(w).optimizer,
+        "seed": int(w.seed),
+    }
+
+
+def init_checkpoints(w):
+    """The checkpoints (same seed) of the arm this arm starts from: an input, so that a change to
+    that arm reruns this one."""
+    source = arm_of(w).training.init_from
+    return (
+        []
+        if source is None
+        else f"{RESULTS}/{w.experiment}/train/{source}/seed{w.seed}/checkpoints"
+    )
+
+
+def init_checkpoint(w):
+    """The final checkpoint of the arm this arm starts from ('' when it starts from scratch)."""
+    source = arm_of(w).training.init_from
+    if source is None:
+        return ""
+    return f"{init_checkpoints(w)}/step{ARMS[w.experiment][source].final_step}.pt"
 
 
 def train_settings(w):
     exp = EXPERIMENTS[w.experiment]
-    keys = (
-        "dataset",
-        "model",
-        "batch_size",
-        "iterations",
-        "checkpoints",
-        "eval_every",
-        "device",
-    )
     return as_json(
         {
-            "experiment": w.experiment,
-            "optimizer": w.optimizer,
-            "hparams": exp["optimizers"][w.optimizer],
-            "seed": int(w.seed),
-            **{k: exp[k] for k in keys},
+            "run": run_key(w),
+            "training": arm_of(w).training.as_dict(),
+            "dataset": exp["dataset"],
+            "model": exp["model"],
+            "eval_every": exp["eval_every"],
+            "device": exp["device"],
         }
     )
 
 
 def noise_settings(w):
     exp = EXPERIMENTS[w.experiment]
+    noise = dict(exp["noise"])
+    if noise["batch_size"] == "training":  # the noise of the arm's own minibatches
+        noise["batch_size"] = arm_of(w).training.batch_size
     return as_json(
         {
-            "experiment": w.experiment,
-            "optimizer": w.optimizer,
-            "hparams": exp["optimizers"][w.optimizer],
-            "seed": int(w.seed),
+            "run": run_key(w),
             "step": int(w.step),
+            "hparams": arm_of(w).training.hparams,
             "dataset": exp["dataset"],
             "model": exp["model"],
             "device": exp["device"],
-            **exp["noise"],
+            "noise": noise,
         }
     )
 
 
 def sharpness_settings(w):
     exp = EXPERIMENTS[w.experiment]
-    keys = ("dataset", "model", "device", "sharpness")
     return as_json(
         {
-            "experiment": w.experiment,
-            "optimizer": w.optimizer,
-            "seed": int(w.seed),
-            **{k: exp[k] for k in keys},
+            "run": run_key(w),
+            "dataset": exp["dataset"],
+            "model": exp["model"],
+            "device": exp["device"],
+            "sharpness": exp["sharpness"],
         }
     )
 
 
-def noise_files(experiment, optimizer=None):
-    exp = EXPERIMENTS[experiment]
+def final_checkpoint(w):
+    return f"{run_dir(w)}/checkpoints/step{arm_of(w).final_step}.pt"
+
+
+def noise_files(experiment, arm=None):
     return [
-        f"{RESULTS}/{experiment}/noise/{opt}/seed{seed}/step{step}.parquet"
-        for opt, seed in runs(experiment)
-        if optimizer in (None, opt)
-        for step in exp["checkpoints"]
+        f"{RESULTS}/{experiment}/noise/{a}/seed{seed}/step{step}.parquet"
+        for a, seed in runs(experiment)
+        if arm in (None, a)
+        for step in ARMS[experiment][a].checkpoints
     ]
 
 
-def tails_files(experiment, optimizer=None):
-    exp = EXPERIMENTS[experiment]
+def tails_files(experiment, arm=None):
     return [
-        f"{RESULTS}/{experiment}/tails/{opt}/seed{seed}/step{step}.parquet"
-        for opt, seed in runs(experiment)
-        if optimizer in (None, opt)
-        for step in exp["checkpoints"]
+        f"{RESULTS}/{experiment}/tails/{a}/seed{seed}/step{step}.parquet"
+        for a, seed in runs(experiment)
+        if arm in (None, a)
+        for step in ARMS[experiment][a].checkpoints
     ]
 
 
 def histories(experiment):
     return [
-        f"{RESULTS}/{experiment}/train/{opt}/seed{seed}/history.parquet"
-        for opt, seed in runs(experiment)
+        f"{RESULTS}/{experiment}/train/{arm}/seed{seed}/history.parquet"
+        for arm, seed in runs(experiment)
     ]
 
 
 def sharpness_files(experiment):
     return [
-        f"{RESULTS}/{experiment}/sharpness/{opt}/seed{seed}.parquet"
-        for opt, seed in runs(experiment)
+        f"{RESULTS}/{experiment}/sharpness/{arm}/seed{seed}.parquet"
+        for arm, seed in runs(experiment)
     ]
 
 
 def histogram_noise_file(w):
-    """The noise file whose layer histogram is drawn: SGD (else the first optimizer), first seed,
-    final checkpoint."""
+    """The noise file whose layer histogram is drawn: the first SGD arm (else the first arm), first
+    seed, final checkpoint."""
+    arms = ARMS[w.experiment]
+    arm = next(
+        (a for a in arms.values() if a.optimizer in ("sgd", "sgdm")),
+        next(iter(arms.values())),
+    )
+    seed = EXPERIMENTS[w.experiment]["seeds"][0]
+    return f"{RESULTS}/{w.experiment}/noise/{arm.name}/seed{seed}/step{arm.final_step}.parquet"
+
+
+def arm_labels(experiment):
+    """Arm name → (label, optimizer), for tables and figures."""
+    return {a.name: [a.label, a.optimizer] for a in ARMS[experiment].values()}
+
+
+def figure_outputs(figure_set):
+    """The files a figure rule writes, as report items."""
+    return [
+        smk_io.report(
+            f"{RESULTS}/{{experiment}}/figures/{name}.{fmt}",
+            caption=f"../report/{name}.rst",
+            category="{experiment}",
+            subcategory="Figures",
+        )
+        for name in FIGURES[figure_set]
+        for fmt in config["figures"]["formats"]
+    ]
+
+
+def figure_settings(w):
     exp = EXPERIMENTS[w.experiment]
-    opt = next(
-        (o for o in ("sgd", "sgdm") if o in exp["optimizers"]),
-        next(iter(exp["optimizers"])),
+    return as_json(
+        {
+            "figures": config["figures"],
+            "dataset": exp["dataset"]["name"],
+            "arms": arm_labels(w.experiment),
+            "roles": study_roles(exp),
+        }
     )
-    step = max(exp["checkpoints"])
-    return (
-        f"{RESULTS}/{w.experiment}/noise/{opt}/seed{exp['seeds'][0]}/step{step}.parquet"
+
+
+def claims_inputs(w):
+    """What the claims of the experiment's study are decided from."""
+    exp = w.experiment
+    inputs = {
+        "code": code("claims", "stats"),
+        "tails": f"{RESULTS}/{exp}/tails.parquet",
+        "sharpness": sharpness_files(exp),
+    }
+    if STUDY[exp] == "optimizers":
+        inputs["escape"] = f"{RESULTS}/{exp}/simulate/escape.parquet"
+    if has_escape(exp):  # A1–A5 after C1–C8
+        inputs["study"] = "src/gradnoise/studies/escape_law.py"
+        inputs["escape_sweeps"] = escape_sweep_files(exp, ["sharpness"])
+        inputs["escape_slopes"] = f"{RESULTS}/{exp}/escape/slopes.parquet"
+        inputs["escape_minima"] = f"{RESULTS}/{exp}/escape/minima.parquet"
+    elif STUDY[exp] != "optimizers":
+        inputs["study"] = f"src/gradnoise/studies/{STUDY[exp]}.py"
+        inputs["histories"] = histories(exp)
+    if STUDY[exp] == "large_batch":
+        inputs["fits"] = f"{RESULTS}/{exp}/large_batch/distance_fits.parquet"
+    return inputs
+
+
+def input_arguments(wildcards, input):
+    """The named data inputs of a job as command-line options (--name file …)."""
+    return " ".join(
+        f"--{name} "
+        + " ".join(
+            shlex.quote(f) for f in ([files] if isinstance(files, str) else files)
+        )
+        for name, files in input.items()
+        if name not in ("code", "study")
     )
+
+
+def claims_settings(w):
+    exp = EXPERIMENTS[w.experiment]
+    return as_json(
+        {
+            "claims": config["claims"],
+            "study": STUDY[w.experiment],
+            "roles": study_roles(exp),
+            "arms": arm_labels(w.experiment),
+        }
+    )
+
+
+def has_escape(experiment):
+    """Whether the experiment gets the escape-law stage (config/README.md, `escape`)."""
+    return ESCAPE["enabled"] and STUDY[experiment] == "optimizers"
+
+
+def escape_optimizers(experiment):
+    """The optimizers of `escape.optimizers` the experiment trains, each with the experiment's
+    hyperparameters and its landscape learning rate."""
+    exp = EXPERIMENTS[experiment]
+    trained = {arm.optimizer for arm in ARMS[experiment].values()}
+    return {
+        opt: {**exp.get("optimizers", {}).get(opt, {}), "lr": lr}
+        for opt, lr in ESCAPE["optimizers"].items()
+        if opt in trained
+    }
+
+
+def escape_sweep_files(experiment, axes=("sharpness", "height", "width")):
+    return [
+        f"{RESULTS}/{experiment}/escape/sweep_{axis}_{noise}.parquet"
+        for axis in axes
+        for noise in ("gaussian", "sas")
+    ]
+
+
+def escape_alpha_tails(w):
+    """The tails files a measured α comes from (SαS sweeps only): the final checkpoints of the
+    SGD-family arms, every seed."""
+    if w.noise != "sas" or ESCAPE["noise"]["alpha"] != "measured":
+        return []
+    return [
+        f"{RESULTS}/{w.experiment}/tails/{arm.name}/seed{seed}/step{arm.final_step}.parquet"
+        for arm in ARMS[w.experiment].values()
+        if arm.optimizer in ("sgd", "sgdm")
+        for seed in EXPERIMENTS[w.experiment]["seeds"]
+    ]
+
+
+def escape_sweep_settings(w):
+    """One sweep's settings: the Gaussian sweeps do not read α, a fixed α does not read alpha_max."""
+    noise = {k: ESCAPE["noise"][k] for k in ("scale", "batch_size")}
+    if w.noise == "sas":
+        noise.update(alpha=ESCAPE["noise"]["alpha"], model=ESCAPE["noise"]["model"])
+        if noise["alpha"] == "measured":
+            noise["alpha_max"] = ESCAPE["noise"]["alpha_max"]
+    return as_json(
+        {
+            "experiment": w.experiment,
+            "axis": w.axis,
+            "values": ESCAPE["sweeps"][w.axis],
+            "noise": {"kind": w.noise, **noise},
+            "landscape": ESCAPE["landscape"],
+            "optimizers": escape_optimizers(w.experiment),
+            "lr_scales": ESCAPE["lr_scales"],
+            **{k: ESCAPE[k] for k in ("seed", "device", "n_paths", "max_iters")},
+        }
+    )
+
+
+def escape_gpus(w):
+    return int(ESCAPE["device"].startswith("cuda"))
+
+
+def escape_minimum_files(experiment):
+    """One file per (arm, seed) of the first `minima.seeds` seeds."""
+    seeds = EXPERIMENTS[experiment]["seeds"][: ESCAPE["minima"]["seeds"]]
+    return [
+        f"{RESULTS}/{experiment}/escape/minima/{arm}/seed{seed}.parquet"
+        for arm in ARMS[experiment]
+        for seed in seeds
+    ]
+
+
+def escape_minimum_settings(w):
+    exp = EXPERIMENTS[w.experiment]
+    return as_json(
+        {
+            "run": run_key(w),
+            "training": arm_of(w).training.as_dict(),
+            "dataset": exp["dataset"],
+            "model": exp["model"],
+            "device": exp["device"],
+            "minima": {k: v for k, v in ESCAPE["minima"].items() if k != "seeds"},
+            "seed": ESCAPE["seed"],
+        }
+    )
+
+
+def figure_sets(experiment):
+    """The figure rules that serve an experiment."""
+    sets = STUDY_FIGURES[STUDY[experiment]]
+    return (*sets, "escape_law_figures") if has_escape(experiment) else sets
 
 
 def final_outputs():
     out = []
     for name in EXPERIMENTS:
-        out += [
-            f"{RESULTS}/{name}/tails.parquet",
-            f"{RESULTS}/{name}/simulate/escape.parquet",
-            f"{RESULTS}/{name}/claims.md",
-        ]
+        out += [f"{RESULTS}/{name}/tails.parquet", f"{RESULTS}/{name}/claims.md"]
+        if STUDY[name] == "optimizers":
+            out.append(f"{RESULTS}/{name}/simulate/escape.parquet")
+        if has_escape(name):
+            out += [
+                f"{RESULTS}/{name}/escape/slopes.parquet",
+                f"{RESULTS}/{name}/escape/minima.parquet",
+            ]
         out += [
             f"{RESULTS}/{name}/figures/{fig}.{fmt}"
-            for fig in FIGURES
+            for figure_set in figure_sets(name)
+            for fig in FIGURES[figure_set]
             for fmt in config["figures"]["formats"]
         ]
     return out

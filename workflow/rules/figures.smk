@@ -1,22 +1,16 @@
+# Figures (one rule per set of figures; which sets an experiment gets depends on its study) and the
+# claims table.
+
+
 rule figures:
     input:
         code("figures"),
         tails=f"{RESULTS}/{{experiment}}/tails.parquet",
-        escape=f"{RESULTS}/{{experiment}}/simulate/escape.parquet",
         histories=lambda w: histories(w.experiment),
         sharpness=lambda w: sharpness_files(w.experiment),
         noise=histogram_noise_file,
     output:
-        [
-            report(
-                f"{RESULTS}/{{experiment}}/figures/{name}.{fmt}",
-                caption=f"../report/{name}.rst",
-                category="{experiment}",
-                subcategory="Figures",
-            )
-            for name in FIGURES
-            for fmt in config["figures"]["formats"]
-        ],
+        figure_outputs("figures"),
     log:
         "logs/{experiment}/figures.log",
     benchmark:
@@ -28,25 +22,41 @@ rule figures:
         mem_mb=3000,
         runtime=30,
     params:
-        settings=lambda w: as_json(
-            {
-                **config["figures"],
-                "dataset": EXPERIMENTS[w.experiment]["dataset"]["name"],
-            }
-        ),
+        settings=figure_settings,
         outdir=lambda w: f"{RESULTS}/{w.experiment}/figures",
     shell:
-        "python scripts/figures.py --settings {params.settings:q} --tails {input.tails:q} "
-        "--escape {input.escape:q} --histories {input.histories:q} --sharpness {input.sharpness:q} "
+        "python scripts/figures.py figures --settings {params.settings:q} --tails {input.tails:q} "
+        "--histories {input.histories:q} --sharpness {input.sharpness:q} "
         "--noise {input.noise:q} --outdir {params.outdir:q} 2> {log:q}"
+
+
+rule escape_figures:
+    input:
+        code("figures"),
+        escape=f"{RESULTS}/{{experiment}}/simulate/escape.parquet",
+    output:
+        figure_outputs("escape_figures"),
+    log:
+        "logs/{experiment}/escape_figures.log",
+    benchmark:
+        "logs/{experiment}/escape_figures.benchmark.tsv"
+    conda:
+        "../envs/gradnoise.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        settings=figure_settings,
+        outdir=lambda w: f"{RESULTS}/{w.experiment}/figures",
+    shell:
+        "python scripts/figures.py escape_figures --settings {params.settings:q} "
+        "--escape {input.escape:q} --outdir {params.outdir:q} 2> {log:q}"
 
 
 rule claims:
     input:
-        code("claims"),
-        tails=f"{RESULTS}/{{experiment}}/tails.parquet",
-        escape=f"{RESULTS}/{{experiment}}/simulate/escape.parquet",
-        sharpness=lambda w: sharpness_files(w.experiment),
+        unpack(claims_inputs),
     output:
         md=report(
             f"{RESULTS}/{{experiment}}/claims.md",
@@ -66,8 +76,8 @@ rule claims:
         mem_mb=2000,
         runtime=10,
     params:
-        settings=as_json(config["claims"]),
+        settings=claims_settings,
+        inputs=input_arguments,
     shell:
         "python scripts/claims.py --settings {params.settings:q} --experiment {wildcards.experiment} "
-        "--tails {input.tails:q} --escape {input.escape:q} --sharpness {input.sharpness:q} "
-        "--out-md {output.md:q} --out-parquet {output.parquet:q} 2> {log:q}"
+        "{params.inputs} --out-md {output.md:q} --out-parquet {output.parquet:q} 2> {log:q}"

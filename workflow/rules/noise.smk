@@ -1,14 +1,14 @@
 rule noise:
     input:
-        code("noise", "data", "models", "estimators"),
+        code("noise", "data", "models", "estimators", "views"),
         checkpoints=rules.train.output.checkpoints,
     output:
-        samples=f"{RESULTS}/{{experiment}}/noise/{{optimizer}}/seed{{seed}}/step{{step}}.parquet",
-        stats=f"{RESULTS}/{{experiment}}/noise/{{optimizer}}/seed{{seed}}/step{{step}}.stats.parquet",
+        samples=f"{RESULTS}/{{experiment}}/noise/{{arm}}/seed{{seed}}/step{{step}}.parquet",
+        stats=f"{RESULTS}/{{experiment}}/noise/{{arm}}/seed{{seed}}/step{{step}}.stats.parquet",
     log:
-        "logs/{experiment}/noise/{optimizer}/seed{seed}/step{step}.log",
+        "logs/{experiment}/noise/{arm}/seed{seed}/step{step}.log",
     benchmark:
-        "logs/{experiment}/noise/{optimizer}/seed{seed}/step{step}.benchmark.tsv"
+        "logs/{experiment}/noise/{arm}/seed{seed}/step{step}.benchmark.tsv"
     conda:
         "../envs/gradnoise.yaml"
     threads: lambda w: EXPERIMENTS[w.experiment]["threads"]

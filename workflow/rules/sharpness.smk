@@ -4,11 +4,11 @@ rule sharpness:
         checkpoints=rules.train.output.checkpoints,
         history=rules.train.output.history,
     output:
-        f"{RESULTS}/{{experiment}}/sharpness/{{optimizer}}/seed{{seed}}.parquet",
+        f"{RESULTS}/{{experiment}}/sharpness/{{arm}}/seed{{seed}}.parquet",
     log:
-        "logs/{experiment}/sharpness/{optimizer}/seed{seed}.log",
+        "logs/{experiment}/sharpness/{arm}/seed{seed}.log",
     benchmark:
-        "logs/{experiment}/sharpness/{optimizer}/seed{seed}.benchmark.tsv"
+        "logs/{experiment}/sharpness/{arm}/seed{seed}.benchmark.tsv"
     conda:
         "../envs/gradnoise.yaml"
     threads: lambda w: EXPERIMENTS[w.experiment]["threads"]
@@ -18,7 +18,7 @@ rule sharpness:
         gpu=gpus,
     params:
         settings=sharpness_settings,
-        checkpoint=lambda w: f"{run_dir(w)}/checkpoints/step{max(EXPERIMENTS[w.experiment]['checkpoints'])}.pt",
+        checkpoint=final_checkpoint,
     shell:
         "python scripts/sharpness.py --settings {params.settings:q} --checkpoint {params.checkpoint:q} "
         "--history {input.history:q} --out {output:q} --threads {threads} 2> {log:q}"

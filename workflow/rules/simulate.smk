@@ -20,16 +20,16 @@ rule simulate_calibration:
         "--out {output:q} --threads {threads} 2> {log:q}"
 
 
-rule simulate_optimizer:
+rule simulate_arm:
     input:
         code("simulate", "sde", "levy"),
-        tails=lambda w: tails_files(w.experiment, w.optimizer),
+        tails=lambda w: tails_files(w.experiment, w.arm),
     output:
-        f"{RESULTS}/{{experiment}}/simulate/{{optimizer}}.parquet",
+        f"{RESULTS}/{{experiment}}/simulate/matched/{{arm}}.parquet",
     log:
-        "logs/{experiment}/simulate/{optimizer}.log",
+        "logs/{experiment}/simulate/{arm}.log",
     benchmark:
-        "logs/{experiment}/simulate/{optimizer}.benchmark.tsv"
+        "logs/{experiment}/simulate/{arm}.benchmark.tsv"
     conda:
         "../envs/gradnoise.yaml"
     threads: config["simulate"]["threads"]
@@ -40,7 +40,7 @@ rule simulate_optimizer:
         settings=as_json(config["simulate"]),
     shell:
         "python scripts/simulate.py --settings {params.settings:q} --experiment {wildcards.experiment} "
-        "--optimizer {wildcards.optimizer} --tails {input.tails:q} --out {output:q} "
+        "--arm {wildcards.arm} --tails {input.tails:q} --out {output:q} "
         "--threads {threads} 2> {log:q}"
 
 
@@ -49,8 +49,8 @@ rule escape_table:
         "scripts/aggregate.py",
         tables=lambda w: [f"{RESULTS}/{w.experiment}/simulate/calibration.parquet"]
         + [
-            f"{RESULTS}/{w.experiment}/simulate/{opt}.parquet"
-            for opt in EXPERIMENTS[w.experiment]["optimizers"]
+            f"{RESULTS}/{w.experiment}/simulate/matched/{arm}.parquet"
+            for arm in ARMS[w.experiment]
         ],
     output:
         f"{RESULTS}/{{experiment}}/simulate/escape.parquet",
@@ -65,4 +65,4 @@ rule escape_table:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python scripts/aggregate.py {input.tables:q} --out {output:q} 2> {log:q}"
+        "python scripts/aggregate.py {input.tables:q} --contract escape --out {output:q} 2> {log:q}"

@@ -1,14 +1,14 @@
 rule tails:
     input:
-        code("tails", "estimators", "anisotropy"),
+        code("tails", "estimators", "anisotropy", "views"),
         samples=rules.noise.output.samples,
         stats=rules.noise.output.stats,
     output:
-        f"{RESULTS}/{{experiment}}/tails/{{optimizer}}/seed{{seed}}/step{{step}}.parquet",
+        f"{RESULTS}/{{experiment}}/tails/{{arm}}/seed{{seed}}/step{{step}}.parquet",
     log:
-        "logs/{experiment}/tails/{optimizer}/seed{seed}/step{step}.log",
+        "logs/{experiment}/tails/{arm}/seed{seed}/step{step}.log",
     benchmark:
-        "logs/{experiment}/tails/{optimizer}/seed{seed}/step{step}.benchmark.tsv"
+        "logs/{experiment}/tails/{arm}/seed{seed}/step{step}.benchmark.tsv"
     conda:
         "../envs/gradnoise.yaml"
     threads: 1
@@ -39,4 +39,4 @@ rule aggregate_tails:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/aggregate.py {input.tables:q} --out {output:q} 2> {log:q}"
+        "python scripts/aggregate.py {input.tables:q} --contract tails --out {output:q} 2> {log:q}"

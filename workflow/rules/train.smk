@@ -1,15 +1,16 @@
 rule train:
     input:
-        code("train", "data", "models", "optim"),
+        code("train", "data", "models", "optim", "augment"),
+        init=init_checkpoints,
     output:
-        history=f"{RESULTS}/{{experiment}}/train/{{optimizer}}/seed{{seed}}/history.parquet",
+        history=f"{RESULTS}/{{experiment}}/train/{{arm}}/seed{{seed}}/history.parquet",
         checkpoints=directory(
-            f"{RESULTS}/{{experiment}}/train/{{optimizer}}/seed{{seed}}/checkpoints"
+            f"{RESULTS}/{{experiment}}/train/{{arm}}/seed{{seed}}/checkpoints"
         ),
     log:
-        "logs/{experiment}/train/{optimizer}/seed{seed}.log",
+        "logs/{experiment}/train/{arm}/seed{seed}.log",
     benchmark:
-        "logs/{experiment}/train/{optimizer}/seed{seed}.benchmark.tsv"
+        "logs/{experiment}/train/{arm}/seed{seed}.benchmark.tsv"
     conda:
         "../envs/gradnoise.yaml"
     threads: lambda w: EXPERIMENTS[w.experiment]["threads"]
@@ -20,6 +21,7 @@ rule train:
     params:
         settings=train_settings,
         run_dir=run_dir,
+        init=init_checkpoint,
     shell:
         "python scripts/train.py --settings {params.settings:q} --run-dir {params.run_dir:q} "
-        "--threads {threads} 2> {log:q}"
+        "--init={params.init:q} --threads {threads} 2> {log:q}"

@@ -1,0 +1,503 @@
+"""The escape-law study (DESIGN.md §10c): which escape-time law do the real optimizers follow — Xie et
+al.'s diffusion (Kramers: log τ ∝ ΔL/(ηH) for SGD, SGD-M and Adai, ∝ ΔL/(η√H) for Adam) or Zhou et
+al.'s Lévy flight (τ a power law in the width, blind to the height)? Claims A1–A5, appended to the
+experiment's C1–C8, from the escape stage's tables (``gradnoise.escape_tables``) and the sharpness
+tables.
+
+Rules, fixed before results (thresholds: config ``claims.escape``; level, power and majority share:
+``claims``). Families: Adai = adai, adaiw; Adam = adam, adamw; SGD-M = sgdm.
+
+- A1, per pair of arms, runs paired by seed (final test accuracy): Adai vs SGD-M — SGD-M − Adai with
+  ``decide_below`` at ``accuracy_margin`` (supported if its interval lies below the margin); Adai vs
+  Adam — Adai − Adam with ``decide`` against the same margin.
+- A2, Gaussian noise, sharpness sweep, per (optimizer, lr scale): the law predicted for the optimizer
+  (log τ linear in 1/H for SGD, SGD-M and Adai; in 1/√H for Adam) against the other, by the reduced χ²
+  of the weighted fits (``gradnoise.escape.fit_sweep``): the one with the smaller χ² is the law the data
+  favour, and the choice counts only where the other law fails its χ² goodness-of-fit test at level
+  ``ci_level`` (both laws are fitted to the same points, so they have the same degrees of freedom).
+  Supported: the predicted law is favoured, the other fails, and the predicted slope's interval lies
+  above 0. Not supported: the other law is favoured and the predicted one fails, or the predicted slope's
+  interval lies below 0. Otherwise inconclusive (e.g. both laws fit within the noise). The claim:
+  ``majority`` over the cases.
+- A3, SαS noise, per (optimizer, lr scale): a power law in the width — the slope of log τ against
+  log w with its interval above 0 (``decide``, margin 0) — and insensitivity to the height — the slope
+  against ΔL within ± ``height_fraction`` × the diffusion slope 1/T (Kramers' leading order at the same
+  points) (``decide_within``). Supported if both are, not supported if either is not. ``majority``.
+- A4, per arm: per (seed, lr scale) the slope of log(first exit iteration) against log(radius) over the
+  radii passed (``radius_exponents``); per seed the mean over lr scales; Brownian motion predicts 2, a
+  Lévy flight of index α predicts α (the seed's per-coordinate α of the raw noise at the final
+  checkpoint, as the simulate stage matches its SDEs), ballistic drift 1. Supported if the interval of
+  exponent − α lies within ± ``levy_tolerance`` (``decide_within``) and that of 2 − exponent above
+  ``brownian_margin`` (``decide``); not supported if exponent − α lies outside the tolerance;
+  otherwise inconclusive. The row names the prediction nearest to the mean exponent and reports the
+  α of the arm's matched SDE in the simulate stage (whose escape time also scales as size^α).
+- A5, per noise kind, at the sharpest landscape of the sharpness sweep, per lr scale: log(τ_a/τ_b) of
+  the exponential-MLE mean exit times with standard error √(1/r_a + 1/r_b) (r: exits) and a normal
+  interval at ``ci_level``. Adai vs SGD-M: log(τ_Adai/τ_SGD-M) with ``decide_below`` at
+  log ``as_fast_ratio``; Adai vs Adam: log(τ_Adam/τ_Adai) with ``decide`` against log ``faster_ratio``.
+  ``majority`` over the lr scales.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from gradnoise.claims import Alphas, ClaimSettings, run_values
+from gradnoise.stats import (
+    INCONCLUSIVE,
+    NO_INTERVAL,
+    NOT_SUPPORTED,
+    SUPPORTED,
+    Decision,
+    Interval,
+    claim_row,
+    claims_frame,
+    decide,
+    decide_below,
+    decide_within,
+    majority,
+    paired_differences,
+)
+
+ADAI_FAMILY, SGDM_FAMILY, ADAM_FAMILY = ("adai", "adaiw"), ("sgdm",), ("adam", "adamw")
+ORDER = (
+    "sgd",
+    "sgdm",
+    "adam",
+    "adamw",
+    "adai",
+    "adaiw",
+)  # gradnoise.optim.OPTIMIZERS, without torch
+LAWS = {"inv_h": "1/H", "inv_sqrt_h": "1/√H"}
+
+CLAIMS = {
+    "A1": "Adai generalizes at least as well as SGD-M and better than Adam.",
+    "A2": "Under Gaussian noise, log τ of SGD, SGD-M and Adai scales with 1/H, Adam's with the weaker 1/√H.",
+    "A3": "Under SαS noise, τ is a power law in the basin's width and insensitive to the barrier's height.",
+    "A4": "Escape times from trained minima follow the Lévy law: τ ∝ radius^α with α below 2 (Brownian motion: radius²).",
+    "A5": "Adai escapes sharp minima at least as fast as SGD-M and faster than Adam.",
+}
+
+
+@dataclass(frozen=True)
+class EscapeLawSettings:
+    """Thresholds of A1–A5 (config: claims.escape)."""
+
+    accuracy_margin: float = 0.5
+    height_fraction: float = 0.25
+    levy_tolerance: float = 0.25
+    brownian_margin: float = 0.1
+    as_fast_ratio: float = 1.2
+    faster_ratio: float = 1.2
+
+
+def predicted_law(optimizer: str) -> str:
+    """The regressor of log τ on the sharpness axis that the diffusion theory predicts."""
+    return "inv_sqrt_h" if optimizer in ADAM_FAMILY else "inv_h"
+
+
+def evaluate(
+    runs: pd.DataFrame,
+    tails: pd.DataFrame,
+    sweeps: pd.DataFrame,
+    slopes: pd.DataFrame,
+    minima: pd.DataFrame,
+    es: EscapeLawSettings,
+    cs: ClaimSettings,
+    simulated: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Claims A1–A5 (rows in the claims-table format of ``gradnoise.stats``). `runs`: one row per
+    (arm, seed) with optimizer, status and test_acc; `sweeps`: rows of the sharpness sweeps (at least);
+    `slopes`, `minima`: the stage's tables; `simulated`: the simulate stage's escape table, whose
+    matched SDEs' α A4 reports beside the measured exponent."""
+    rows = _a1(runs, es, cs)
+    rows.append(_a2(slopes, cs))
+    rows.append(_a3(slopes, es, cs))
+    rows += _a4(minima, tails, es, cs, simulated)
+    rows += _a5(sweeps, es, cs)
+    return claims_frame(rows)
+
+
+def _missing(claim: str, what: str) -> dict[str, object]:
+    return claim_row(
+        claim,
+        CLAIMS[claim],
+        measured=f"needs {what}",
+        control="",
+        rule="",
+        decision=Decision(INCONCLUSIVE, f"the experiment has no {what}"),
+    )
+
+
+def _members(optimizers: pd.Series, names: pd.Series, family: tuple[str, ...]) -> list[str]:
+    """The names whose optimizer is in the family, the family's order first."""
+    pairs = {n: o for n, o in zip(names, optimizers, strict=True) if o in family}
+    return sorted(pairs, key=lambda n: (family.index(pairs[n]), n))
+
+
+# ---------------------------------------------------------------------------------------------------
+# A1: generalization
+
+
+def _a1(runs: pd.DataFrame, es: EscapeLawSettings, cs: ClaimSettings) -> list[dict[str, object]]:
+    arms = runs.drop_duplicates("arm")
+    adais = _members(arms.optimizer, arms.arm, ADAI_FAMILY)
+
+    def acc(arm: str) -> dict[int, float]:
+        return run_values(runs, arm, "test_acc")
+
+    def note(*pair: str) -> str:
+        bad = runs[(runs.status != "ok") & runs.arm.isin(pair)]
+        names = ", ".join(f"{r.arm}/seed{r.seed}" for r in bad.itertuples())
+        return f"; diverged (left out): {names}" if names else ""
+
+    rows = []
+    m = es.accuracy_margin
+    for adai in adais:
+        for sgdm in _members(arms.optimizer, arms.arm, SGDM_FAMILY):
+            iv = cs.interval(paired_differences(acc(sgdm), acc(adai)))
+            rows.append(
+                claim_row(
+                    "A1",
+                    CLAIMS["A1"],
+                    pair=f"{sgdm} − {adai}",
+                    measured=f"test accuracy {adai} {cs.interval(acc(adai).values())} vs {sgdm} {cs.interval(acc(sgdm).values())}; {sgdm} − {adai} = {iv} points{note(adai, sgdm)}",
+                    control="runs paired by seed; the same data, model and number of iterations",
+                    rule=f"at least as well: supported if the interval of SGD-M − Adai lies below accuracy_margin ({m} points); not supported if it lies above",
+                    decision=decide_below(iv, m),
+                    interval=iv,
+                    margin=m,
+                )
+            )
+        for adam in _members(arms.optimizer, arms.arm, ADAM_FAMILY):
+            iv = cs.interval(paired_differences(acc(adai), acc(adam)))
+            rows.append(
+                claim_row(
+                    "A1",
+                    CLAIMS["A1"],
+                    pair=f"{adai} − {adam}",
+                    measured=f"test accuracy {adai} − {adam} = {iv} points{note(adai, adam)}",
+                    control="runs paired by seed; the same data, model and number of iterations",
+                    rule=f"better: supported if the interval of Adai − Adam lies above 0 and its mean above accuracy_margin ({m} points); not supported if it lies below the margin",
+                    decision=decide(iv, m),
+                    interval=iv,
+                    margin=m,
+                )
+            )
+    return rows or [_missing("A1", "Adai arm with an SGD-M or Adam arm")]
+
+
+# ---------------------------------------------------------------------------------------------------
+# A2, A3: laws on the landscapes
+
+
+def fit_interval(fit: pd.Series) -> Interval:
+    """A fitted slope and its interval (``fit_sweep``) as an Interval over its design points."""
+    return Interval(
+        float(fit.slope), float(fit.slope_low), float(fit.slope_high), int(fit.n_points), math.nan
+    )
+
+
+def _fails(fit: pd.Series, level: float) -> bool:
+    """The χ² goodness-of-fit test of a weighted line rejects it at `level` (False without a test)."""
+    dof = int(fit.n_points) - 2
+    if dof < 1 or not math.isfinite(fit.chi2_red):
+        return False
+    return float(stats.chi2.sf(fit.chi2_red * dof, dof)) < 1 - level
+
+
+def law_case(fits: pd.DataFrame, optimizer: str, level: float) -> Decision:
+    """A2's verdict for one (optimizer, lr scale): `fits` indexed by regressor (module docstring)."""
+    want = predicted_law(optimizer)
+    other = next(r for r in LAWS if r != want)
+    if want not in fits.index or other not in fits.index:
+        return Decision(INCONCLUSIVE, "no fit")
+    p, o = fits.loc[want], fits.loc[other]
+    if p.n_points < 3 or not (math.isfinite(p.chi2_red) and math.isfinite(o.chi2_red)):
+        return Decision(INCONCLUSIVE, "fewer than 3 points with exits: no test of the law's shape")
+    if p.slope_high < 0:
+        return Decision(NOT_SUPPORTED, f"slope on {LAWS[want]} below 0")
+    favoured, loser = (want, other) if p.chi2_red <= o.chi2_red else (other, want)
+    if not _fails(fits.loc[loser], level):
+        return Decision(INCONCLUSIVE, f"both laws fit (χ² test at {level:g}): no power")
+    if favoured == other:
+        return Decision(NOT_SUPPORTED, f"{LAWS[other]} favoured, {LAWS[want]} fails")
+    if p.slope_low > 0:
+        return Decision(SUPPORTED, f"{LAWS[want]} favoured, {LAWS[other]} fails, slope above 0")
+    return Decision(INCONCLUSIVE, f"{LAWS[want]} favoured but its slope's interval holds 0")
+
+
+def _cases(slopes: pd.DataFrame, axis: str, noise: str) -> list[tuple[str, float, pd.DataFrame]]:
+    """(optimizer, lr scale, its fits indexed by regressor) in the optimizers' order."""
+    sel = slopes[(slopes.axis == axis) & (slopes.noise == noise)]
+    keys = sorted(
+        {(o, float(s)) for o, s in zip(sel.optimizer, sel.lr_scale, strict=True)},
+        key=lambda k: (ORDER.index(k[0]), k[1]),
+    )
+    return [
+        (o, s, sel[(sel.optimizer == o) & (sel.lr_scale == s)].set_index("regressor"))
+        for o, s in keys
+    ]
+
+
+def _slope_text(fit: pd.Series) -> str:
+    chi2 = f", χ²_red {fit.chi2_red:.2g}" if math.isfinite(fit.chi2_red) else ""
+    return f"{fit.slope:.3g} [{fit.slope_low:.3g}, {fit.slope_high:.3g}]{chi2}"
+
+
+def _a2(slopes: pd.DataFrame, cs: ClaimSettings) -> dict[str, object]:
+    cases, parts = [], []
+    for opt, scale, fits in _cases(slopes, "sharpness", "gaussian"):
+        d = law_case(fits, opt, cs.ci_level)
+        cases.append(d)
+        laws = "; ".join(
+            f"on {label}: {_slope_text(fits.loc[r])} (diffusion {fits.loc[r].slope_kramers:.3g}, "
+            f"exact SDE {fits.loc[r].slope_diffusion:.3g})"
+            for r, label in LAWS.items()
+            if r in fits.index
+        )
+        parts.append(
+            f"{opt} lr×{scale:g} (predicted {LAWS[predicted_law(opt)]}): {laws} → {d.verdict}"
+        )
+    if not cases:
+        return _missing("A2", "Gaussian sharpness sweep")
+    return claim_row(
+        "A2",
+        CLAIMS["A2"],
+        pair="sgd, sgdm, adai(w): 1/H; adam(w): 1/√H",
+        measured="slope of log τ (iterations) [95 % interval], reduced χ²: " + " | ".join(parts),
+        control="the same landscapes, noise (Σ = s²H/B) and paths for every optimizer; the theories' slopes from their predictions at the same points (Lévy: no prediction at α = 2)",
+        rule=f"per (optimizer, lr scale): supported if the predicted law has the smaller reduced χ², the other fails its χ² test at {cs.ci_level:g} and the predicted slope's interval lies above 0; not supported if the other law is favoured and the predicted one fails, or the predicted slope lies below 0; supported (not supported) if ≥ majority ({cs.majority:.0%}) of the cases are",
+        decision=majority(cases, cs.majority, "(optimizer, lr scale) cases"),
+    )
+
+
+def _a3(slopes: pd.DataFrame, es: EscapeLawSettings, cs: ClaimSettings) -> dict[str, object]:
+    width = {(o, s): f for o, s, f in _cases(slopes, "width", "sas")}
+    height = {(o, s): f for o, s, f in _cases(slopes, "height", "sas")}
+    cases, parts = [], []
+    for key in [k for k in width if k in height]:
+        w, h = width[key].loc["log_width"], height[key].loc["height"]
+        margin = es.height_fraction * abs(float(h.slope_kramers))
+        power = decide(fit_interval(w), 0.0)
+        flat = decide_within(fit_interval(h), margin)
+        verdicts = {power.verdict, flat.verdict}
+        if verdicts == {SUPPORTED}:
+            d = Decision(SUPPORTED, "")
+        elif NOT_SUPPORTED in verdicts:
+            d = Decision(NOT_SUPPORTED, "")
+        else:
+            d = Decision(INCONCLUSIVE, "")
+        cases.append(d)
+        parts.append(
+            f"{key[0]} lr×{key[1]:g}: on log w {_slope_text(w)} (Lévy {w.slope_levy:.3g}, exact SDE "
+            f"{w.slope_diffusion:.3g}); on ΔL {_slope_text(h)} (diffusion {h.slope_kramers:.3g}, "
+            f"band ±{margin:.3g}) → {d.verdict}"
+        )
+    if not cases:
+        return _missing("A3", "SαS width and height sweeps")
+    alpha = slopes[(slopes.noise == "sas")].alpha
+    return claim_row(
+        "A3",
+        CLAIMS["A3"],
+        pair="every optimizer",
+        measured=f"SαS α = {alpha.iloc[0]:.3g}; slope of log τ [95 % interval]: "
+        + " | ".join(parts),
+        control="the same landscapes, noise scale and paths for every optimizer; the theories' slopes from their predictions at the same points",
+        rule=f"per (optimizer, lr scale): the slope against log w with its interval above 0, and the slope against ΔL inside ± height_fraction ({es.height_fraction}) × the diffusion slope; supported if both hold, not supported if either is excluded; supported (not supported) if ≥ majority ({cs.majority:.0%}) of the cases are",
+        decision=majority(cases, cs.majority, "(optimizer, lr scale) cases"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# A4: real networks
+
+
+def radius_exponents(minima: pd.DataFrame) -> pd.DataFrame:
+    """Per (arm, seed, lr scale): the least-squares slope of log(first exit iteration) against
+    log(radius) over the radii passed (NaN with fewer than two), and how many radii it used."""
+    rows = []
+    ok = minima[(minima.status == "ok") & ~minima.censored & (minima.exit_iteration > 0)]
+    for (arm, seed, scale), g in minima.groupby(["arm", "seed", "lr_scale"], sort=True):
+        e = ok[(ok.arm == arm) & (ok.seed == seed) & (ok.lr_scale == scale)]
+        slope = (
+            float(np.polyfit(np.log(e.radius), np.log(e.exit_iteration), 1)[0])
+            if e.radius.nunique() >= 2
+            else math.nan
+        )
+        rows.append(
+            {
+                "arm": arm,
+                "optimizer": g.optimizer.iloc[0],
+                "seed": int(seed),
+                "lr_scale": float(scale),
+                "exponent": slope,
+                "radii_passed": len(e),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["arm", "optimizer", "seed", "lr_scale", "exponent", "radii_passed"]
+    )
+
+
+def _matched_alpha(simulated: pd.DataFrame | None, arm: str) -> str:
+    """The α of the arm's matched SDE in the simulate stage (its escape time ∝ basin size^α too)."""
+    if simulated is None:
+        return "not given"
+    sel = simulated[
+        (simulated.scenario == "matched") & (simulated.arm == arm) & (simulated.status == "ok")
+    ]
+    if sel.empty:
+        return "no estimate"
+    return f"{sel.alpha.iloc[0]:.3g} ({sel.alpha_source.iloc[0]})"
+
+
+def _a4(
+    minima: pd.DataFrame,
+    tails: pd.DataFrame,
+    es: EscapeLawSettings,
+    cs: ClaimSettings,
+    simulated: pd.DataFrame | None,
+) -> list[dict[str, object]]:
+    alphas = Alphas(tails)
+    exps = radius_exponents(minima)
+    rows = []
+    for arm, g in exps.groupby("arm", sort=False):
+        per_seed = g.groupby("seed").exponent.mean()
+        slope = {int(s): float(v) for s, v in per_seed.items()}
+        alpha = alphas.per_seed(arm, "raw", "per_coordinate", alphas.final_step(arm))
+        diff = cs.interval(paired_differences(slope, alpha))
+        brown = cs.interval([2 - v for v in slope.values()])
+        exponent, a = cs.interval(slope.values()), cs.interval(alpha.values())
+        levy_d = decide_within(diff, es.levy_tolerance)
+        brown_d = decide(brown, es.brownian_margin)
+        if levy_d.verdict == SUPPORTED and brown_d.verdict == SUPPORTED:
+            d = Decision(SUPPORTED, f"exponent − α {levy_d.reason}; 2 − exponent {brown_d.reason}")
+        elif levy_d.verdict == NOT_SUPPORTED:
+            d = Decision(NOT_SUPPORTED, f"exponent − α {levy_d.reason}")
+        else:
+            d = Decision(
+                INCONCLUSIVE,
+                f"exponent − α: {levy_d.verdict} ({levy_d.reason}); 2 − exponent: {brown_d.verdict}",
+            )
+        laws = {"Brownian (2)": 2.0, f"Lévy (α = {a.value:.3g})": a.value, "ballistic (1)": 1.0}
+        finite = {k: v for k, v in laws.items() if math.isfinite(v)}
+        nearest = (
+            min(finite, key=lambda k: abs(finite[k] - exponent.value))
+            if math.isfinite(exponent.value) and finite
+            else "none"
+        )
+        by_scale = g.groupby("lr_scale").exponent.mean().round(3).to_dict()
+        rows.append(
+            claim_row(
+                "A4",
+                CLAIMS["A4"],
+                pair=arm,
+                measured=f"{arm}: exponent of τ in the radius {exponent} (mean over lr scales per seed; by lr scale {by_scale}); α {a}; exponent − α {diff}; nearest law: {nearest}; the simulate stage's matched SDE predicts exponent α = {_matched_alpha(simulated, arm)}",
+                control="from each run's final checkpoint, its optimizer and checkpointed state on its own training data; α is the per-coordinate α of the raw noise at that checkpoint, per seed (the sweeps' measured α is the same estimate). Caveat: a network still descending drifts, and ballistic motion gives exponent 1",
+                rule=f"per seed the exponent (least squares of log τ on log radius over the radii passed, mean over lr scales): supported if exponent − α lies inside ± levy_tolerance ({es.levy_tolerance}) and 2 − exponent above brownian_margin ({es.brownian_margin}); not supported if exponent − α lies outside the tolerance",
+                decision=d,
+                interval=diff,
+                margin=es.levy_tolerance,
+            )
+        )
+    return rows or [_missing("A4", "escape from a trained minimum")]
+
+
+# ---------------------------------------------------------------------------------------------------
+# A5: escape from the sharpest landscape
+
+
+def log_ratio(slow: pd.Series, fast: pd.Series, cs: ClaimSettings) -> Interval:
+    """log(τ_slow/τ_fast) with standard error √(1/r₁ + 1/r₂) (r: exits; Var log τ̂ ≈ 1/r) and a normal
+    interval; NO_INTERVAL where one has no exit."""
+    r1, r2 = int(slow.n_exits), int(fast.n_exits)
+    if r1 == 0 or r2 == 0:
+        return NO_INTERVAL
+    value = math.log(slow.mean_exit / fast.mean_exit)
+    se = math.sqrt(1 / r1 + 1 / r2)
+    z = float(stats.norm.ppf((1 + cs.ci_level) / 2))
+    mde = (z + float(stats.norm.ppf(cs.power))) * se
+    return Interval(value, value - z * se, value + z * se, r1 + r2, mde)
+
+
+def _a5(sweeps: pd.DataFrame, es: EscapeLawSettings, cs: ClaimSettings) -> list[dict[str, object]]:
+    sharp = sweeps[sweeps.axis == "sharpness"]
+    sharp = sharp[sharp.sharpness == sharp.sharpness.max()]
+    opts = sharp.drop_duplicates("optimizer")
+    adais = _members(opts.optimizer, opts.optimizer, ADAI_FAMILY)
+    pairs = [
+        (a, b, "as fast")
+        for a in adais
+        for b in _members(opts.optimizer, opts.optimizer, SGDM_FAMILY)
+    ]
+    pairs += [
+        (a, b, "faster")
+        for a in adais
+        for b in _members(opts.optimizer, opts.optimizer, ADAM_FAMILY)
+    ]
+    rows = []
+    for noise in ("gaussian", "sas"):
+        sel = sharp[sharp.noise == noise]
+        for adai, other, kind in pairs:
+            cases, parts, intervals = [], [], []
+            for scale in sorted(set(sel.lr_scale)):
+                at = sel[sel.lr_scale == scale].set_index("optimizer")
+                if adai not in at.index or other not in at.index:
+                    continue
+                a, b = at.loc[adai], at.loc[other]
+                if kind == "as fast":
+                    iv = log_ratio(a, b, cs)
+                    d = (
+                        decide_below(iv, math.log(es.as_fast_ratio))
+                        if iv.n
+                        else Decision(INCONCLUSIVE, "no exits")
+                    )
+                else:
+                    iv = log_ratio(b, a, cs)
+                    d = (
+                        decide(iv, math.log(es.faster_ratio))
+                        if iv.n
+                        else Decision(INCONCLUSIVE, "no exits")
+                    )
+                cases.append(d)
+                intervals.append(iv)
+                ratio = (
+                    f"{math.exp(iv.value):.3g} [{math.exp(iv.low):.3g}, {math.exp(iv.high):.3g}]"
+                    if iv.n
+                    else "n/a"
+                )
+                parts.append(
+                    f"lr×{scale:g}: τ_{adai} {a.mean_exit:.4g} ({a.n_exits} exits), τ_{other} "
+                    f"{b.mean_exit:.4g} ({b.n_exits} exits), ratio {ratio} → {d.verdict}"
+                )
+            if not cases:
+                continue
+            h = float(sel.sharpness.iloc[0])
+            if kind == "as fast":
+                what = f"τ_{adai}/τ_{other}"
+                rule = f"per lr scale: supported if the interval of log(τ_Adai/τ_SGD-M) lies below log as_fast_ratio (log {es.as_fast_ratio}); not supported if it lies above"
+            else:
+                what = f"τ_{other}/τ_{adai}"
+                rule = f"per lr scale: supported if the interval of log(τ_Adam/τ_Adai) lies above 0 and its mean above log faster_ratio (log {es.faster_ratio}); not supported if it lies below that"
+            rows.append(
+                claim_row(
+                    "A5",
+                    CLAIMS["A5"],
+                    pair=f"{adai} vs {other} ({noise})",
+                    measured=f"{noise} noise, sharpest landscape (H = {h:g}): {what} — "
+                    + "; ".join(parts),
+                    control=f"the same landscape, noise and number of paths; {cs.ci_level:.0%} normal interval of the log ratio with standard error √(1/r₁ + 1/r₂)",
+                    rule=rule
+                    + f"; supported (not supported) if ≥ majority ({cs.majority:.0%}) of the lr scales are",
+                    decision=majority(cases, cs.majority, "lr scales"),
+                    interval=intervals[0] if len(intervals) == 1 else NO_INTERVAL,
+                    margin=math.log(es.as_fast_ratio if kind == "as fast" else es.faster_ratio),
+                )
+            )
+    return rows or [_missing("A5", "sharpness sweep of Adai with SGD-M or Adam")]

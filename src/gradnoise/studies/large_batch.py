@@ -1,0 +1,298 @@
+"""The large-batch study (DESIGN.md §10a; Hoffer, Hubara & Soudry 2017, "Train longer, generalize
+better"): measurements and claims H1–H6.
+
+Arms play roles: ``small`` (SB, B_S), ``large`` (LB, B_L, same epochs), ``large_lr`` (+ √(B_L/B_S) learning
+rate), ``large_gbn`` (+ Ghost Batch Normalization with ghosts of B_S), ``large_ra`` (+ regime adaptation:
+as many updates as SB). Every comparison pairs the arms' runs by seed.
+
+Distance from the initialization (their Fig. 2): per run, ‖w_t − w_0‖ (whole network and first layer) over
+the high-learning-rate phase (iterations 1 up to the first learning-rate drop) is fitted by three
+two-parameter laws on the raw scale — a + b·log t, c·t^γ (nonlinear least squares started from the
+log-log line) and a + b·√t — and compared by R² (equal parameter counts, so R² orders them as AIC does).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import curve_fit
+
+from gradnoise.claims import CONTROLLED, Alphas, ClaimSettings, estimator_label, run_values
+from gradnoise.stats import (
+    Decision,
+    agree,
+    claim_row,
+    claims_frame,
+    decide,
+    decide_below,
+    decide_within,
+    majority,
+    paired_differences,
+)
+
+ROLES = {
+    "small": "sb",
+    "large": "lb",
+    "large_lr": "lb_lr",
+    "large_gbn": "lb_lr_gbn",
+    "large_ra": "lb_lr_gbn_ra",
+}
+FIT_MODELS = ("log", "power", "sqrt")
+DISTANCES = {"whole": "weight_distance", "first_layer": "first_layer_distance"}
+MIN_FIT_POINTS = 5
+
+CLAIMS = {
+    "H1": "Training with large batches generalizes worse: a large-batch generalization gap exists.",
+    "H2": "√B learning-rate scaling, Ghost Batch Normalization and regime adaptation each shrink the gap, in that order.",
+    "H3": "Regime adaptation closes the gap: LB+LR+GBN+RA tests within the margin of SB.",
+    "H4": "‖w_t − w_0‖ grows logarithmically in the high-learning-rate phase (log fit beats power-law and √t fits).",
+    "H5": "Accuracy is a function of the number of updates rather than of the batch size.",
+    "H6": "The gradient noise of large batches is lighter-tailed (α rises with B at matched iterations).",
+}
+
+
+@dataclass(frozen=True)
+class LargeBatchSettings:
+    """Margins of the study's rules (config: claims.large_batch), in accuracy points unless stated."""
+
+    gap_margin: float = 1.0
+    step_margin: float = 0.0
+    closes_margin: float = 0.5
+    curve_margin: float = 1.0
+
+
+def fit_distance(t: np.ndarray, d: np.ndarray) -> dict[str, tuple[float, float, float]]:
+    """(first parameter, second parameter, R²) of each law: log (a, b), power (c, γ), sqrt (a, b)."""
+    t, d = np.asarray(t, float), np.asarray(d, float)
+    tss = float(np.sum((d - d.mean()) ** 2))
+
+    def r2(pred: np.ndarray) -> float:
+        return 1 - float(np.sum((d - pred) ** 2)) / tss if tss > 0 else math.nan
+
+    out = {}
+    for name, x in (("log", np.log(t)), ("sqrt", np.sqrt(t))):
+        b, a = np.polyfit(x, d, 1)
+        out[name] = (float(a), float(b), r2(a + b * x))
+    pos = d > 0
+    gamma0, logc0 = np.polyfit(np.log(t[pos]), np.log(d[pos]), 1)
+    try:
+        (c, gamma), _ = curve_fit(
+            lambda tt, c, g: c * tt**g, t, d, p0=(math.exp(logc0), gamma0), maxfev=10000
+        )
+    except RuntimeError:  # no convergence: keep the log-log line
+        c, gamma = math.exp(logc0), gamma0
+    out["power"] = (float(c), float(gamma), r2(c * t**gamma))
+    return out
+
+
+def distance_fits(histories: pd.DataFrame, phase_end: Mapping[str, int]) -> pd.DataFrame:
+    """One row per (arm, seed, quantity, law): its parameters, R², and whether it fits best.
+    `histories`: arm, seed, iteration, status, weight_distance, first_layer_distance;
+    `phase_end`: the last iteration of each arm's high-learning-rate phase."""
+    rows = []
+    for (arm, seed), h in histories[histories.status == "ok"].groupby(["arm", "seed"]):
+        phase = h[(h.iteration >= 1) & (h.iteration <= phase_end[arm])].sort_values("iteration")
+        for quantity, column in DISTANCES.items():
+            if len(phase) < MIN_FIT_POINTS:
+                continue
+            fits = fit_distance(phase.iteration.to_numpy(), phase[column].to_numpy())
+            best = max(fits, key=lambda m: fits[m][2])
+            for model, (p1, p2, r2) in fits.items():
+                rows.append(
+                    {
+                        "arm": arm,
+                        "seed": int(seed),
+                        "quantity": quantity,
+                        "model": model,
+                        "p1": p1,
+                        "p2": p2,
+                        "r2": r2,
+                        "best": model == best,
+                        "points": len(phase),
+                        "phase_end": int(phase_end[arm]),
+                    }
+                )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "arm",
+            "seed",
+            "quantity",
+            "model",
+            "p1",
+            "p2",
+            "r2",
+            "best",
+            "points",
+            "phase_end",
+        ],
+    )
+
+
+def _curve_gap(histories: pd.DataFrame, a: str, b: str) -> dict[int, float]:
+    """Per seed: test accuracy of arm a minus arm b at equal numbers of updates, averaged over the
+    evaluations both runs made (iteration > 0)."""
+    ev = histories[histories.evaluated & (histories.status == "ok") & (histories.iteration > 0)]
+    out = {}
+    for seed in sorted(set(ev.seed)):
+        x = ev[(ev.arm == a) & (ev.seed == seed)].set_index("iteration").test_acc
+        y = ev[(ev.arm == b) & (ev.seed == seed)].set_index("iteration").test_acc
+        common = x.index.intersection(y.index)
+        if len(common):
+            out[int(seed)] = float((x[common] - y[common]).mean())
+    return out
+
+
+def evaluate(
+    runs: pd.DataFrame,
+    histories: pd.DataFrame,
+    fits: pd.DataFrame,
+    tails: pd.DataFrame,
+    roles: Mapping[str, str],
+    ls: LargeBatchSettings,
+    cs: ClaimSettings,
+) -> pd.DataFrame:
+    """Claims H1–H6 (rows in the claims-table format of ``gradnoise.stats``)."""
+    acc = {role: run_values(runs, arm, "test_acc") for role, arm in roles.items()}
+    r = roles
+    rows = []
+
+    gap = cs.interval(paired_differences(acc["small"], acc["large"]))
+    rows.append(
+        claim_row(
+            "H1",
+            CLAIMS["H1"],
+            pair=f"{r['small']} − {r['large']}",
+            measured=f"test accuracy {r['small']} {cs.interval(acc['small'].values())} vs {r['large']} {cs.interval(acc['large'].values())}; gap {gap} points",
+            control="runs paired by seed; same epochs, model, data and schedule",
+            rule=f"the seed-paired gap SB − LB: supported if its interval lies above 0 and its mean above gap_margin ({ls.gap_margin} points); not supported if it lies below",
+            decision=decide(gap, ls.gap_margin),
+            interval=gap,
+            margin=ls.gap_margin,
+        )
+    )
+
+    for before, after, what in (
+        ("large", "large_lr", "√B learning rate"),
+        ("large_lr", "large_gbn", "Ghost Batch Normalization"),
+        ("large_gbn", "large_ra", "regime adaptation"),
+    ):
+        step = cs.interval(paired_differences(acc[after], acc[before]))
+        rows.append(
+            claim_row(
+                "H2",
+                CLAIMS["H2"],
+                pair=f"{r[after]} − {r[before]}",
+                measured=f"adding {what}: test accuracy {r[after]} − {r[before]} = {step} points",
+                control="runs paired by seed; the arms differ by this one change",
+                rule=f"supported if the seed-paired gain's interval lies above 0 and its mean above step_margin ({ls.step_margin}); not supported if it lies below",
+                decision=decide(step, ls.step_margin),
+                interval=step,
+                margin=ls.step_margin,
+            )
+        )
+
+    left = cs.interval(paired_differences(acc["small"], acc["large_ra"]))
+    rows.append(
+        claim_row(
+            "H3",
+            CLAIMS["H3"],
+            pair=f"{r['small']} − {r['large_ra']}",
+            measured=f"test accuracy {r['small']} − {r['large_ra']} = {left} points (the gap left after all three changes)",
+            control="runs paired by seed; both arms make the same number of updates",
+            rule=f"supported if the interval of SB − RA lies below closes_margin ({ls.closes_margin} points); not supported if it lies above",
+            decision=decide_below(left, ls.closes_margin),
+            interval=left,
+            margin=ls.closes_margin,
+        )
+    )
+
+    rows.append(_h4(fits, cs))
+
+    curve = cs.interval(_curve_gap(histories, roles["small"], roles["large_ra"]).values())
+    rows.append(
+        claim_row(
+            "H5",
+            CLAIMS["H5"],
+            pair=f"{r['small']} vs {r['large_ra']}",
+            measured=f"test accuracy at equal numbers of updates, {r['small']} − {r['large_ra']} (batch ×{_ratio(runs, roles)}), mean over their common evaluations: {curve} points (at equal epochs the gap is H1's)",
+            control="the same evaluation iterations of both runs of a seed",
+            rule=f"equivalence: supported if the interval of the mean difference at equal updates lies inside ±curve_margin ({ls.curve_margin} points); not supported if it lies wholly outside",
+            decision=decide_within(curve, ls.curve_margin),
+            interval=curve,
+            margin=ls.curve_margin,
+        )
+    )
+    rows.append(_h6(tails, roles, cs))
+    return claims_frame(rows)
+
+
+def _ratio(runs: pd.DataFrame, roles: Mapping[str, str]) -> str:
+    if "batch_size" not in runs:
+        return "?"
+    b = runs.drop_duplicates("arm").set_index("arm").batch_size
+    return f"{b[roles['large_ra']] / b[roles['small']]:g}"
+
+
+def _h4(fits: pd.DataFrame, cs: ClaimSettings) -> dict[str, object]:
+    best = fits[fits.best]
+    cases = [Decision("supported" if m == "log" else "not supported", "") for m in best.model]
+    tally = best.groupby(["quantity", "model"]).size().to_dict()
+    r2 = fits.groupby(["quantity", "model"]).r2.median().round(3).to_dict()
+    slopes = (
+        fits[(fits.model == "log") & (fits.quantity == "whole")].groupby("arm").p2.mean().round(3)
+    )
+    return claim_row(
+        "H4",
+        CLAIMS["H4"],
+        pair="every run",
+        measured=f"best law per (quantity, law): {tally}; median R² {r2}; mean log-slope b of the whole network per arm {slopes.to_dict()}",
+        control="three two-parameter laws on the same points of the high-learning-rate phase",
+        rule=f"per run and quantity (whole network, first layer): the law with the highest R²; supported if the log law wins in ≥ majority ({cs.majority:.0%}) of them, not supported if another law does",
+        decision=majority(cases, cs.majority, "(run, quantity) fits"),
+    )
+
+
+def _h6(tails: pd.DataFrame, roles: Mapping[str, str], cs: ClaimSettings) -> dict[str, object]:
+    alphas = Alphas(tails)
+    small, large = roles["small"], roles["large"]
+    common = sorted(
+        set(alphas.df[alphas.df.arm == small].step)
+        & set(alphas.df[alphas.df.arm == large].step) - {0}
+    )
+    step = common[-1] if common else None
+    diffs = {
+        est: cs.interval(
+            paired_differences(
+                alphas.per_seed(large, "raw", est, step), alphas.per_seed(small, "raw", est, step)
+            )
+        )
+        for est in CONTROLLED
+    }
+    decision = (
+        agree({estimator_label(e): decide(iv, cs.alpha_margin) for e, iv in diffs.items()})
+        if step is not None
+        else Decision("inconclusive", "no common checkpoint after 0")
+    )
+    per_arm = {
+        arm: str(cs.interval(alphas.per_seed(arm, "raw", "per_coordinate", step).values()))
+        for arm in roles.values()
+        if step in set(alphas.df[alphas.df.arm == arm].step)
+    }
+    return claim_row(
+        "H6",
+        CLAIMS["H6"],
+        pair=f"{large} − {small}",
+        measured=f"α (raw view) at iteration {step}: {large} − {small} = "
+        + ", ".join(f"{estimator_label(e)} {iv}" for e, iv in diffs.items())
+        + f"; per-coordinate α per arm at that iteration {per_arm}",
+        control="the same iteration of runs paired by seed; controlled estimators against their Gaussian nulls",
+        rule=f"supported if α_LB − α_SB lies above 0 with its mean above alpha_margin ({cs.alpha_margin}) for both controlled estimators; not supported if both lie below the margin",
+        decision=decision,
+        interval=diffs["per_coordinate"],
+        margin=cs.alpha_margin,
+    )

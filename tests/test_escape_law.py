@@ -1,0 +1,521 @@
+"""The escape-law stage: claims A1–A5 reach every verdict on constructed tables, the config rejects a bad
+`escape` block naming the key, and the stage's scripts run end to end on a tiny trained run."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from gradnoise.claims import ClaimSettings
+from gradnoise.config import ConfigError, prepare_config
+from gradnoise.io import (
+    ALL,
+    ESCAPE_MINIMA_SCHEMA,
+    ESCAPE_SCHEMA,
+    ESCAPE_SLOPES_SCHEMA,
+    ESCAPE_SWEEP_SCHEMA,
+    FIGURES,
+    SHARPNESS_SCHEMA,
+    read_parquet,
+    write_parquet,
+)
+from gradnoise.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
+from gradnoise.studies.escape_law import EscapeLawSettings, evaluate, radius_exponents
+from gradnoise.tails import TAILS_SCHEMA
+
+SEEDS = (3, 7, 11)
+JITTER = {3: -0.02, 7: 0.0, 11: 0.02}  # seed-to-seed spread of every constructed value
+OPTS = ("sgd", "sgdm", "adam", "adai")
+CS, ES = ClaimSettings(), EscapeLawSettings()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _empty(schema: pa.Schema) -> pd.DataFrame:
+    return schema.empty_table().to_pandas()
+
+
+def _empty_tables(**tables: pd.DataFrame | None) -> list[pd.DataFrame]:
+    """runs, tails, sweeps, slopes, minima: those given, the others empty."""
+    empty = {
+        "runs": pd.DataFrame(columns=["arm", "optimizer", "seed", "status", "test_acc"]),
+        "tails": _empty(TAILS_SCHEMA),
+        "sweeps": _empty(ESCAPE_SWEEP_SCHEMA),
+        "slopes": _empty(ESCAPE_SLOPES_SCHEMA),
+        "minima": _empty(ESCAPE_MINIMA_SCHEMA),
+    }
+    return [empty[k] if tables.get(k) is None else tables[k] for k in empty]
+
+
+def verdicts(claim: str, **tables: pd.DataFrame) -> list[str]:
+    """The verdicts of one claim's rows, the other claims' tables empty."""
+    out = evaluate(*_empty_tables(**tables), ES, CS)
+    return out[out.claim == claim].verdict.tolist()
+
+
+# ---------------------------------------------------------------------------------------------------
+# constructed tables
+
+
+def runs_table(acc: dict[str, float], seeds=SEEDS, spread: float = 10.0) -> pd.DataFrame:
+    """Test accuracy per arm (named after its optimizer), jittered by seed, more for later arms."""
+    return pd.DataFrame(
+        [
+            {
+                "arm": o,
+                "optimizer": o,
+                "seed": s,
+                "status": "ok",
+                "test_acc": a + spread * (i + 1) * JITTER[s],
+            }
+            for i, (o, a) in enumerate(acc.items())
+            for s in seeds
+        ]
+    )
+
+
+def slope_row(axis, noise, opt, regressor, slope, half, chi2_red, kramers=5.0, n=4) -> dict:
+    return {
+        "experiment": "t",
+        "axis": axis,
+        "noise": noise,
+        "optimizer": opt,
+        "lr_scale": 1.0,
+        "lr": 0.1,
+        "alpha": 1.5 if noise == "sas" else 2.0,
+        "regressor": regressor,
+        "n_points": n,
+        "n_without_exits": 0,
+        "slope": slope,
+        "slope_low": slope - half,
+        "slope_high": slope + half,
+        "chi2_red": chi2_red,
+        "slope_diffusion": kramers,
+        "slope_kramers": kramers,
+        "slope_levy": 1.5,
+    }
+
+
+def law_slopes(chi2_predicted: float, chi2_other: float) -> pd.DataFrame:
+    """Gaussian sharpness fits of every optimizer: its predicted law's and the other law's χ²."""
+    rows = []
+    for opt in OPTS:
+        want = "inv_sqrt_h" if opt == "adam" else "inv_h"
+        for reg in ("inv_h", "inv_sqrt_h"):
+            chi2 = chi2_predicted if reg == want else chi2_other
+            rows.append(slope_row("sharpness", "gaussian", opt, reg, 5.0, 0.5, chi2))
+    return pd.DataFrame(rows)
+
+
+def sas_slopes(width: tuple[float, float], height: tuple[float, float]) -> pd.DataFrame:
+    """SαS width and height fits of every optimizer: (slope, half-width) each; diffusion 1/T = 10."""
+    return pd.DataFrame(
+        [slope_row("width", "sas", o, "log_width", *width, 1.0) for o in OPTS]
+        + [slope_row("height", "sas", o, "height", *height, 1.0, kramers=10.0) for o in OPTS]
+    )
+
+
+def minima_table(exponent: float, seeds=SEEDS) -> pd.DataFrame:
+    """First exit iterations 10·(r/0.05)^k at radii 0.05…0.8, k = exponent (jittered by seed)."""
+    radii = [0.05, 0.1, 0.2, 0.4, 0.8]
+    rows = []
+    for s in seeds:
+        for scale in (1.0, 2.0):
+            k = exponent + JITTER[s]
+            for r in radii:
+                rows.append(
+                    {
+                        "experiment": "t",
+                        "arm": "sgd",
+                        "optimizer": "sgd",
+                        "seed": s,
+                        "step": 30,
+                        "status": "ok",
+                        "lr_scale": scale,
+                        "lr": 0.1 * scale,
+                        "batch_size": 32,
+                        "radius": r,
+                        "exit_iteration": round(10 * (r / 0.05) ** k),
+                        "censored": False,
+                        "max_iters": 100000,
+                        "max_distance": 1.0,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def tails_alpha(arm: str, alpha: float, seeds=SEEDS, step: int = 30) -> pd.DataFrame:
+    """Per-coordinate α of the raw noise (training split, whole network) per seed."""
+    return pd.DataFrame(
+        [
+            {
+                "arm": arm,
+                "optimizer": arm,
+                "seed": s,
+                "step": step,
+                "status": "ok",
+                "split": "train",
+                "view": "raw",
+                "layer": ALL,
+                "quantity": "alpha",
+                "estimator": "per_coordinate",
+                "value": alpha + JITTER[s],
+                "null_value": 2.0,
+                "note": "",
+            }
+            for s in seeds
+        ]
+    )
+
+
+def sharp_sweeps(tau: dict[str, float], exits: int) -> pd.DataFrame:
+    """Sharpness-sweep rows at H = 4 (and a flatter H = 2 that A5 must ignore), both noise kinds."""
+    rows = []
+    for noise in ("gaussian", "sas"):
+        for h, factor in ((2.0, 100.0), (4.0, 1.0)):
+            for opt, t in tau.items():
+                rows.append(
+                    {
+                        "axis": "sharpness",
+                        "noise": noise,
+                        "optimizer": opt,
+                        "lr_scale": 1.0,
+                        "sharpness": h,
+                        "mean_exit": t * factor,
+                        "n_exits": exits,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------
+# claims
+
+
+def test_a1_adai_against_sgdm_and_adam_reaches_every_verdict():
+    good = runs_table({"sgdm": 97.0, "adai": 97.2, "adam": 94.0})
+    assert verdicts("A1", runs=good) == [SUPPORTED, SUPPORTED]
+    bad = runs_table({"sgdm": 97.0, "adai": 94.0, "adam": 96.0})
+    assert verdicts("A1", runs=bad) == [NOT_SUPPORTED, NOT_SUPPORTED]
+    noisy = runs_table({"sgdm": 97.0, "adai": 97.0, "adam": 96.0}, spread=100.0)
+    noisy.loc[noisy.arm == "adai", "test_acc"] = noisy[noisy.arm == "adai"].test_acc.to_numpy()[
+        ::-1
+    ]
+    assert verdicts("A1", runs=noisy) == [INCONCLUSIVE, INCONCLUSIVE]
+    one = runs_table({"sgdm": 97.0, "adai": 97.2, "adam": 94.0}, seeds=(3,))
+    assert verdicts("A1", runs=one) == [INCONCLUSIVE, INCONCLUSIVE]
+    assert verdicts("A1", runs=runs_table({"sgd": 97.0})) == [INCONCLUSIVE]  # no Adai arm
+
+
+def test_a2_decides_the_law_by_chi2_only_where_the_other_law_fails():
+    # dof = 2: χ²_red 10 has p ≈ 5e-5 (fails), 0.5 has p ≈ 0.6 (fits)
+    assert verdicts("A2", slopes=law_slopes(0.5, 10.0)) == [SUPPORTED]
+    assert verdicts("A2", slopes=law_slopes(10.0, 0.5)) == [NOT_SUPPORTED]
+    assert verdicts("A2", slopes=law_slopes(0.5, 0.8)) == [INCONCLUSIVE]  # both laws fit
+    falling = law_slopes(0.5, 10.0).assign(slope=-5.0, slope_low=-5.5, slope_high=-4.5)
+    assert verdicts("A2", slopes=falling) == [NOT_SUPPORTED]
+    assert verdicts("A2") == [INCONCLUSIVE]
+
+
+def test_a3_needs_a_width_power_law_and_a_height_slope_inside_the_diffusion_band():
+    # band: height_fraction 0.25 × diffusion slope 10 = ±2.5
+    assert verdicts("A3", slopes=sas_slopes((1.4, 0.3), (0.2, 0.7))) == [SUPPORTED]
+    assert verdicts("A3", slopes=sas_slopes((1.4, 0.3), (9.0, 1.0))) == [NOT_SUPPORTED]
+    assert verdicts("A3", slopes=sas_slopes((-1.0, 0.5), (0.2, 0.7))) == [NOT_SUPPORTED]
+    assert verdicts("A3", slopes=sas_slopes((0.4, 0.6), (0.2, 0.7))) == [INCONCLUSIVE]
+    assert verdicts("A3", slopes=sas_slopes((1.4, 0.3), (2.0, 1.0))) == [INCONCLUSIVE]
+
+
+def test_radius_exponent_is_the_log_log_slope_over_the_radii_passed():
+    m = minima_table(1.5)
+    censored = m.radius == 0.8
+    m.loc[censored, ["censored", "exit_iteration"]] = [True, 100000]
+    exps = radius_exponents(m)
+    assert len(exps) == len(SEEDS) * 2 and (exps.radii_passed == 4).all()
+    # rounding the constructed iterations to integers moves the slope by less than 0.02
+    expected = np.array([1.5 + JITTER[s] for s in exps.seed])
+    np.testing.assert_allclose(exps.exponent, expected, atol=0.02)
+
+
+def test_a4_tells_the_levy_law_from_brownian_motion():
+    alpha = tails_alpha("sgd", 1.5)
+    assert verdicts("A4", minima=minima_table(1.5), tails=alpha) == [SUPPORTED]
+    assert verdicts("A4", minima=minima_table(2.0), tails=alpha) == [NOT_SUPPORTED]
+    # α close to 2: the Lévy exponent holds but Brownian motion is not excluded
+    near_two = tails_alpha("sgd", 1.95)
+    assert verdicts("A4", minima=minima_table(1.95), tails=near_two) == [INCONCLUSIVE]
+    one = minima_table(1.5, seeds=(3,))
+    assert verdicts("A4", minima=one, tails=tails_alpha("sgd", 1.5, seeds=(3,))) == [INCONCLUSIVE]
+    matched = pd.DataFrame(
+        [
+            {
+                "scenario": "matched",
+                "arm": "sgd",
+                "status": "ok",
+                "alpha": 1.52,
+                "alpha_source": "raw",
+            }
+        ]
+    )
+    table = evaluate(
+        *_empty_tables(runs=None, tails=alpha, minima=minima_table(1.5)), ES, CS, matched
+    )
+    assert (
+        "matched SDE predicts exponent α = 1.52 (raw)"
+        in table[table.claim == "A4"].measured.iloc[0]
+    )
+
+
+def test_a5_compares_exit_times_at_the_sharpest_landscape_per_noise_kind():
+    fast = sharp_sweeps({"sgdm": 100.0, "adam": 500.0, "adai": 95.0}, exits=1000)
+    assert verdicts("A5", sweeps=fast) == [SUPPORTED] * 4
+    slow = sharp_sweeps({"sgdm": 100.0, "adam": 90.0, "adai": 200.0}, exits=1000)
+    assert verdicts("A5", sweeps=slow) == [NOT_SUPPORTED] * 4
+    # 5 exits each: the log ratio's standard error √(2/5) ≈ 0.63 decides nothing
+    few = sharp_sweeps({"sgdm": 100.0, "adam": 130.0, "adai": 110.0}, exits=5)
+    assert verdicts("A5", sweeps=few) == [INCONCLUSIVE] * 4
+
+
+def test_measured_alpha_is_the_sgd_arms_final_checkpoint_mean_capped_below_two():
+    from gradnoise.escape_tables import injected_noise, measured_alpha
+
+    tails = pd.concat(
+        [
+            tails_alpha("sgd", 1.9),
+            tails_alpha("sgdm", 2.1),
+            tails_alpha("sgdm", 1.0, step=10),  # an earlier checkpoint
+            tails_alpha("adam", 1.2),  # not an SGD-family arm
+        ]
+    )
+    alpha, source = measured_alpha(tails)
+    assert alpha == pytest.approx(2.0) and "sgd, sgdm (6 runs)" in source
+    spec = {"kind": "sas", "scale": 1.0, "batch_size": 1.0, "alpha": "measured"}
+    noise = injected_noise({**spec, "alpha_max": 1.95, "model": "independent"}, alpha)
+    assert noise.alpha == 1.95
+    with pytest.raises(ValueError, match="escape.noise.alpha"):
+        measured_alpha(tails_alpha("adam", 1.2))
+
+
+# ---------------------------------------------------------------------------------------------------
+# config
+
+
+def _escape(cfg: dict) -> dict:
+    return cfg.setdefault("escape", {})
+
+
+BAD = [
+    (
+        "sharpness too low for the barrier",
+        lambda c: _escape(c).update(sweeps={"sharpness": [0.4, 2.0]}),
+        r"escape\.sweeps\.sharpness: 0\.4 leaves no room for the barrier .* allowed: sharpness > 2·height/width² = 0\.5",
+    ),
+    (
+        "base height above H w²/2",
+        lambda c: _escape(c).update(landscape={"height": 1.5}),
+        r"escape\.landscape\.height: 1\.5 leaves no room",
+    ),
+    (
+        "SαS index above 2",
+        lambda c: _escape(c).update(noise={"alpha": 2.5}),
+        r"escape\.noise\.alpha",
+    ),
+    (
+        "unknown key",
+        lambda c: _escape(c).update(minima={"radius": [0.1]}),
+        r"escape\.minima: unknown key\(s\) 'radius'; allowed keys: batch_size, lr_scales, max_iters, radii, seeds",
+    ),
+    (
+        "measured α without an SGD arm",
+        lambda c: (
+            _escape(c).update(enabled=True),
+            c["experiments"]["test"]["optimizers"].pop("sgd"),
+            c["experiments"]["test"]["optimizers"].pop("sgdm"),
+        ),
+        r"escape\.noise\.alpha: `measured` needs an sgd or sgdm arm in experiments\.test",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "mutate", "message"), BAD, ids=[b[0] for b in BAD])
+def test_a_bad_escape_block_is_rejected_naming_the_key(test_config, case, mutate, message):
+    mutate(test_config)
+    with pytest.raises(ConfigError, match=message):
+        prepare_config(test_config)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the scripts, end to end
+
+
+def run_script(name: str, *args: str, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    monkeypatch.setattr(sys, "argv", [name, *args])
+    runpy.run_path(str(ROOT / "scripts" / f"{name}.py"), run_name="__main__")
+
+
+@pytest.fixture()
+def trained(tmp_path):
+    """A tiny SGD-M run's final checkpoint, its tails row and its sharpness row."""
+    from gradnoise.arms import Training
+    from gradnoise.train import RunSettings, train_run
+
+    training = Training("sgdm", {"lr": 0.05, "momentum": 0.9}, 32, 30, [30])
+    settings = RunSettings(
+        run={"experiment": "t", "arm": "sgdm", "optimizer": "sgdm", "seed": 3},
+        training=training,
+        dataset={"name": "mnist_embedded", "train_size": 400, "test_size": 200},
+        model={"name": "mlp", "hidden": [16]},
+        eval_every=10,
+    )
+    train_run(settings, tmp_path / "run")
+    tails = tails_alpha("sgdm", 1.6, seeds=(3,)).assign(experiment="t").to_dict("records")
+    write_parquet(pa.Table.from_pylist(tails, schema=TAILS_SCHEMA), tmp_path / "tails.parquet", {})
+    row = {"experiment": "t", "arm": "sgdm", "optimizer": "sgdm", "seed": 3, "step": 30}
+    row.update(status="ok", test_acc=80.0, train_acc=85.0)
+    sharp = pa.Table.from_pylist([row], schema=SHARPNESS_SCHEMA)
+    write_parquet(sharp, tmp_path / "sharpness.parquet", {})
+    return settings, tmp_path
+
+
+def test_the_stage_scripts_run_end_to_end(trained, monkeypatch, test_config):
+    settings, tmp = trained
+    sweep = {
+        "experiment": "t",
+        "values": [1.5, 4.0],
+        "landscape": {"sharpness": 2.0, "height": 0.25, "width": 1.0, "other_curvatures": [1.0]},
+        "optimizers": {"sgdm": {"lr": 0.01, "momentum": 0.9}, "adai": {"lr": 0.1}},
+        "lr_scales": [1.0],
+        "seed": 0,
+        "device": "cpu",
+        "n_paths": 50,
+        "max_iters": 100,
+    }
+    noises = {
+        "gaussian": {"kind": "gaussian", "scale": 1.0, "batch_size": 1.0},
+        "sas": {"kind": "sas", "scale": 1.0, "batch_size": 1.0, "alpha": "measured"}
+        | {"alpha_max": 1.95, "model": "independent"},
+    }
+    sweeps = []
+    for axis, values in (("sharpness", [1.5, 4.0]), ("width", [0.8, 1.2])):
+        for kind, noise in noises.items():
+            out = tmp / f"sweep_{axis}_{kind}.parquet"
+            s = {**sweep, "axis": axis, "values": values, "noise": noise}
+            tails = ["--tails", str(tmp / "tails.parquet")] if kind == "sas" else []
+            run_script(
+                "escape",
+                "sweep",
+                "--settings",
+                json.dumps(s),
+                *tails,
+                "--out",
+                str(out),
+                monkeypatch=monkeypatch,
+            )
+            sweeps.append(str(out))
+    table = read_parquet(sweeps[1], schema=ESCAPE_SWEEP_SCHEMA).to_pandas()
+    alpha = 1.6 + JITTER[3]  # the one SGD-family run's α
+    assert (
+        len(table) == 4
+        and np.allclose(table.alpha, alpha)
+        and np.allclose(table.alpha_measured, alpha)
+    )
+    run_script(
+        "escape",
+        "slopes",
+        "--settings",
+        '{"level": 0.95}',
+        "--sweeps",
+        *sweeps,
+        "--out",
+        str(tmp / "slopes.parquet"),
+        monkeypatch=monkeypatch,
+    )
+    slopes = read_parquet(tmp / "slopes.parquet", schema=ESCAPE_SLOPES_SCHEMA).to_pandas()
+    assert set(slopes.regressor) == {"inv_h", "inv_sqrt_h", "log_h", "log_width"}
+    minimum = {
+        **json.loads(json.dumps(settings.as_dict())),
+        "minima": {"radii": [1e-3, 1e-2, 1e6], "max_iters": 20, "lr_scales": [1.0, 2.0]}
+        | {"batch_size": "training"},
+        "seed": 0,
+    }
+    ckpt = tmp / "run" / "checkpoints" / "step30.pt"
+    one = tmp / "minima" / "sgdm" / "seed3.parquet"
+    run_script(
+        "escape",
+        "minimum",
+        "--settings",
+        json.dumps(minimum),
+        "--checkpoint",
+        str(ckpt),
+        "--out",
+        str(one),
+        monkeypatch=monkeypatch,
+    )
+    run_script(
+        "aggregate",
+        str(one),
+        "--contract",
+        "escape_minima",
+        "--out",
+        str(tmp / "minima.parquet"),
+        monkeypatch=monkeypatch,
+    )
+    minima = read_parquet(tmp / "minima.parquet", schema=ESCAPE_MINIMA_SCHEMA).to_pandas()
+    assert len(minima) == 6 and (minima.status == "ok").all() and (minima.batch_size == 32).all()
+    assert (minima[minima.radius == 1e6].censored).all()
+    assert (minima[minima.radius == 1e-3].exit_iteration >= 1).all()
+    assert sorted(set(minima.lr)) == pytest.approx([0.05, 0.1])  # the final lr × each scale
+
+    fig_settings = {
+        "figures": {"formats": ["png"], "dpi": 50, "split": "train"},
+        "dataset": "mnist_embedded",
+        "arms": {"sgdm": ["sgdm", "sgdm"]},
+        "roles": {},
+    }
+    run_script(
+        "figures",
+        "escape_law_figures",
+        "--settings",
+        json.dumps(fig_settings),
+        "--sweeps",
+        *sweeps,
+        "--minima",
+        str(tmp / "minima.parquet"),
+        "--outdir",
+        str(tmp / "figures"),
+        monkeypatch=monkeypatch,
+    )
+    for name in FIGURES["escape_law_figures"]:
+        assert (tmp / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+    write_parquet(ESCAPE_SCHEMA.empty_table(), tmp / "escape.parquet", {})
+    claims = {
+        "claims": prepare_config(test_config)["claims"],
+        "study": "optimizers",
+        "roles": {},
+        "arms": {"sgdm": ["sgdm", "sgdm"]},
+    }
+    run_script(
+        "claims",
+        "--settings", json.dumps(claims),
+        "--experiment", "t",
+        "--tails", str(tmp / "tails.parquet"),
+        "--sharpness", str(tmp / "sharpness.parquet"),
+        "--escape", str(tmp / "escape.parquet"),
+        "--escape_sweeps", *[s for s in sweeps if "sharpness" in s],
+        "--escape_slopes", str(tmp / "slopes.parquet"),
+        "--escape_minima", str(tmp / "minima.parquet"),
+        "--out-md", str(tmp / "claims.md"),
+        "--out-parquet", str(tmp / "claims.parquet"),
+        monkeypatch=monkeypatch,
+    )  # fmt: skip
+    text = (tmp / "claims.md").read_text()
+    assert all(f"| C{i} |" in text for i in range(1, 9))
+    assert all(f"| A{i} |" in text for i in range(1, 6))

@@ -1,0 +1,158 @@
+"""The jump-adapted exit-time scheme against the closed form and Euler, and its building blocks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import gradnoise.sde
+from gradnoise.levy import small_jump_variance, tail_rate
+from gradnoise.sde import (
+    Basin,
+    Noise,
+    _ou_factors,
+    _skew_ou_step,
+    exponential_mle,
+    make_basin,
+    mean_exit_time_1d,
+    predicted_exit_time,
+    predicted_exit_time_1d,
+    radon_measure,
+    simulate_exits,
+)
+from gradnoise.simulate import SimSettings, calibration
+
+
+@pytest.mark.parametrize("alpha", [1.2, 1.5, 1.8])
+def test_jump_scheme_matches_closed_form_at_eps_001(alpha):
+    # 4,000 paths: the MLE's relative sd is 1/√4000 = 1.6 %; the finite-ε bias at ε = 0.01 < 0.5 %
+    measured = mean_exit_time_1d(alpha, 0.01, 1.0, 1.0, n_paths=4000, seed=3, scheme="jump")
+    assert measured / predicted_exit_time_1d(alpha, 0.01, 1.0, 1.0) == pytest.approx(1.0, abs=0.065)
+
+
+def test_jump_scheme_exit_times_are_exponential():
+    basin = Basin("box", np.array([2.0]), np.array([1.0]), np.ones(1), np.ones(1))
+    noise = Noise(1.5, "independent", np.eye(1))
+    pred = predicted_exit_time(basin, noise, 0.01)
+    ex = simulate_exits(
+        basin, noise, 0.01, n_paths=3000, dt=0.01, t_max=50 * pred, seed=2, scheme="jump"
+    )
+    assert ex.exited.all()
+    assert stats.kstest(ex.times / ex.times.mean(), "expon").pvalue > 0.01
+    # the nearer face (distance 1 against 2) takes 2^α/(1 + 2^α) of the exits
+    share = np.mean(ex.face == 1)
+    assert share == pytest.approx(2**1.5 / (1 + 2**1.5), abs=0.035)
+
+
+@pytest.mark.parametrize("model", ["independent", "isotropic"])
+@pytest.mark.parametrize("kind", ["box", "ellipsoid", "valley"])
+def test_jump_scheme_agrees_with_fine_euler_in_2d(kind, model):
+    # ε/r = 0.2: finite-ε corrections of 10–25 %, carried partly by the small jumps and the
+    # diffusive crossings that the jump scheme approximates; Euler at dt = 0.005 is within ≈ 2 % of
+    # its dt → 0 limit here. Tolerance: 4 sd of the log-ratio of two independent MLEs plus that 2 %.
+    basin = make_basin(kind, 2, 0.5, 4.0)
+    noise = Noise(1.5, model, np.diag([1.0, 0.6]))
+    pred = predicted_exit_time(basin, noise, 0.1)
+    runs = [
+        simulate_exits(basin, noise, 0.1, n_paths=1500, dt=dt, t_max=4 * pred, seed=9, scheme=s)
+        for s, dt in (("euler", 0.005), ("jump", 0.02))
+    ]
+    (m_euler, *_), (m_jump, *_) = (exponential_mle(r.times, r.exited) for r in runs)
+    sd = math.sqrt(sum(1 / r.exited.sum() for r in runs))
+    assert abs(math.log(m_jump / m_euler)) < 4 * sd + 0.02
+
+
+def test_jump_scheme_handles_a_non_diagonal_noise_matrix():
+    basin = make_basin("box", 2, 0.5, 4.0)
+    c, s = math.cos(0.5), math.sin(0.5)
+    noise = Noise(1.5, "independent", np.array([[c, -s], [s, c]]) @ np.diag([1.0, 0.6]))
+    pred = predicted_exit_time(basin, noise, 0.1)
+    runs = [
+        simulate_exits(basin, noise, 0.1, n_paths=1500, dt=dt, t_max=4 * pred, seed=4, scheme=s)
+        for s, dt in (("euler", 0.005), ("jump", 0.02))
+    ]
+    (m_euler, *_), (m_jump, *_) = (exponential_mle(r.times, r.exited) for r in runs)
+    sd = math.sqrt(sum(1 / r.exited.sum() for r in runs))
+    assert abs(math.log(m_jump / m_euler)) < 4 * sd + 0.02
+
+
+def test_jump_scheme_is_reproducible_and_censors_at_t_max():
+    basin, noise = make_basin("valley", 3, 1.0, 4.0), Noise(1.3, "isotropic", np.eye(3))
+    run = lambda seed, t_max: simulate_exits(  # noqa: E731
+        basin, noise, 0.05, n_paths=300, dt=0.02, t_max=t_max, seed=seed, scheme="jump"
+    )
+    a, b, c = run(3, 100.0), run(3, 100.0), run(4, 100.0)
+    assert np.array_equal(a.times, b.times) and np.array_equal(a.face, b.face)
+    assert not np.array_equal(a.times, c.times)
+    short = run(3, 0.5)
+    assert np.all(short.times[~short.exited] == 0.5) and np.all(short.times <= 0.5)
+    assert np.all((short.face == 0) == ~short.exited)
+
+
+def test_big_jump_rate_and_small_jump_variance_match_the_levy_measure():
+    # the tail of unit SαS is its Lévy tail: P(|X| > x) → ν(|y| > x) as x → ∞
+    assert tail_rate(1.5, 200.0) == pytest.approx(2 * stats.levy_stable.sf(200.0, 1.5, 0), rel=0.01)
+    # isotropic: ν(‖y‖ > R) is m(G) of the ball of radius R (radon_measure's Monte Carlo)
+    ball = make_basin("ellipsoid", 3, 2.0, 4.0)
+    assert tail_rate(1.3, 2.0, 3) == pytest.approx(
+        radon_measure(ball, Noise(1.3, "isotropic", np.eye(3)), n_mc=1000), rel=1e-9
+    )
+    # the jumps up to δ of a unit-time increment have variance Σ y² over ν: Monte Carlo of
+    # Poisson(ν) on [δ/100, δ] (the rest below adds (1/100)^(2−α) = 10 %, in closed form)
+    rng = np.random.default_rng(0)
+    delta, a = 0.5, 1.5
+    lo = delta / 100
+    y = lo * rng.uniform(size=2_000_000) ** (-1 / a)
+    y = y[y <= delta]
+    per_jump = np.mean(y**2) * (tail_rate(a, lo) - tail_rate(a, delta))
+    assert per_jump + small_jump_variance(a, lo) == pytest.approx(
+        small_jump_variance(a, delta), rel=0.01
+    )
+
+
+def test_skew_step_relaxes_to_the_two_sided_stationary_law():
+    # dX = −a(X) X dt + dB, a = 1 (X > 0), 16 (X < 0): stationary density ∝ exp(−a± x²), so
+    # P(X > 0) = (1/√a₊) / (1/√a₊ + 1/√a₋) = 0.8 and E[X²] = P± / (2a±)
+    n, f32 = 100_000, torch.float32
+    gen = torch.Generator().manual_seed(0)
+    a_pos, a_neg, q = (torch.tensor([v], dtype=f32) for v in (1.0, 16.0, 1.0))
+    x = torch.zeros((n, 1), dtype=f32)
+    for tau in (0.03, 0.3, 3.0, 30.0):  # short, intermediate and long steps, from 0 and on
+        t = torch.full((n,), tau, dtype=f32)
+        a = torch.where(x > 0, a_pos, a_neg)
+        decay, g = _ou_factors(a, t[:, None])
+        x1 = decay * x + (q * g).sqrt() * torch.randn((n, 1), generator=gen)
+        x = _skew_ou_step(x, x1, t, decay, q * g, a_pos, a_neg, q, gen)
+    assert float((x > 0).float().mean()) == pytest.approx(0.8, abs=0.006)
+    assert float(x.square().mean()) == pytest.approx(0.8 / 2 + 0.2 / 32, rel=0.02)
+
+
+def test_nan_state_stops_the_jump_simulation(monkeypatch):
+    real = gradnoise.sde._big_jumps
+
+    def poisoned(*args):
+        step = real(*args)
+        step[:1] = float("nan")
+        return step
+
+    monkeypatch.setattr(gradnoise.sde, "_big_jumps", poisoned)
+    basin, noise = make_basin("valley", 2, 1.0, 4.0), Noise(1.5, "independent", np.eye(2))
+    with pytest.raises(FloatingPointError, match=r"jump scheme, valley basin \(d = 2\)"):
+        simulate_exits(basin, noise, 0.1, n_paths=50, dt=0.02, t_max=50.0, seed=0, scheme="jump")
+
+
+def test_calibration_rows_record_the_scheme(test_config):
+    from gradnoise.config import prepare_config
+
+    settings = prepare_config(test_config)["simulate"]
+    assert settings["scheme"] == "jump"
+    ss = SimSettings(
+        **{**settings, "calibration": {"alphas": [1.5], "eps": [0.1, 0.2], "n_paths": 200}}
+    )
+    table = calibration("test", ss)
+    assert set(table["scheme"].to_pylist()) == {"jump"}
+    assert all(0.5 < r < 2 for r in table["ratio"].to_pylist())

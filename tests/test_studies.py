@@ -1,0 +1,275 @@
+"""The studies' measurements and rules on constructed inputs: the distance fits recover the law that made
+the data, and every claim of the large-batch (H1–H6) and random-label (R1–R4) studies reaches each
+verdict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradnoise.claims import ClaimSettings
+from gradnoise.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
+from gradnoise.studies import STUDY_ROLES, large_batch, random_labels
+
+SEEDS = (3, 7, 11)
+JITTER = {3: -0.1, 7: 0.0, 11: 0.1}
+LB_ROLES = STUDY_ROLES["large_batch"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# distance fits
+
+
+T = np.unique(np.round(np.geomspace(1, 600, 45)))
+LAWS = {
+    "log": lambda t: 1.5 + 0.8 * np.log(t),
+    "power": lambda t: 0.4 * t**0.45,
+    "sqrt": lambda t: 0.7 + 0.25 * np.sqrt(t),
+}
+
+
+@pytest.mark.parametrize("law", LAWS)
+def test_each_distance_law_is_recovered_from_its_own_curve(law):
+    rng = np.random.default_rng(0)
+    d = LAWS[law](T) * (1 + 0.005 * rng.standard_normal(T.size))
+    fits = large_batch.fit_distance(T, d)
+    assert max(fits, key=lambda m: fits[m][2]) == law
+    p1, p2, r2 = fits[law]
+    expected = {"log": (1.5, 0.8), "power": (0.4, 0.45), "sqrt": (0.7, 0.25)}[law]
+    assert (p1, p2) == pytest.approx(expected, rel=0.05) and r2 > 0.999
+
+
+def _histories(law: str, arms=("sb", "lb"), phase_end=300) -> pd.DataFrame:
+    rows = []
+    for arm in arms:
+        for seed in SEEDS:
+            for t in np.concatenate([[0], T]):
+                d = LAWS[law](max(t, 1)) if t else 0.0
+                after = t > phase_end  # the curve bends after the learning-rate drop
+                rows.append(
+                    dict(
+                        arm=arm,
+                        seed=seed,
+                        iteration=int(t),
+                        status="ok",
+                        evaluated=bool(t % 100 == 0),
+                        test_acc=90.0,
+                        weight_distance=d if not after else LAWS[law](phase_end),
+                        first_layer_distance=0.5 * d if not after else 0.5 * LAWS[law](phase_end),
+                    )
+                )
+    return pd.DataFrame(rows)
+
+
+def test_distance_fits_use_only_the_high_learning_rate_phase():
+    fits = large_batch.distance_fits(_histories("log"), {"sb": 300, "lb": 300})
+    best = fits[fits.best]
+    assert set(best.model) == {"log"} and len(best) == 2 * len(SEEDS) * 2
+    assert (fits.phase_end == 300).all() and (fits.points == (T <= 300).sum()).all()
+
+
+# ---------------------------------------------------------------------------------------------------
+# H1–H6
+
+
+def _lb_runs(acc: dict[str, float]) -> pd.DataFrame:
+    batch = {"small": 32, "large": 512, "large_lr": 512, "large_gbn": 512, "large_ra": 512}
+    return pd.DataFrame(
+        [
+            dict(
+                arm=LB_ROLES[role],
+                seed=s,
+                status="ok",
+                test_acc=a + JITTER[s],
+                batch_size=batch[role],
+            )
+            for role, a in acc.items()
+            for s in SEEDS
+        ]
+    )
+
+
+def _lb_tails(alpha_small=1.6, alpha_large=1.9) -> pd.DataFrame:
+    rows = []
+    for role, arm in LB_ROLES.items():
+        a = alpha_small if role == "small" else alpha_large
+        for s in SEEDS:
+            for est in ("per_coordinate", "pooled_standardized"):
+                rows.append(
+                    dict(
+                        arm=arm,
+                        optimizer="sgdm",
+                        seed=s,
+                        step=12,
+                        status="ok",
+                        split="train",
+                        view="raw",
+                        layer="__all__",
+                        quantity="alpha",
+                        estimator=est,
+                        value=a + JITTER[s] / 10,
+                        null_value=2.0,
+                        note=None,
+                    )
+                )
+    return pd.DataFrame(rows)
+
+
+def _lb_curves(offset: float) -> pd.DataFrame:
+    """SB and RA test accuracy at the same update counts, RA `offset` points below."""
+    rows = []
+    for role in ("small", "large_ra"):
+        for s in SEEDS:
+            for t in (100, 200, 300):
+                rows.append(
+                    dict(
+                        arm=LB_ROLES[role],
+                        seed=s,
+                        iteration=t,
+                        status="ok",
+                        evaluated=True,
+                        test_acc=80 + t / 20 - (offset if role == "large_ra" else 0) + JITTER[s],
+                    )
+                )
+    return pd.DataFrame(rows)
+
+
+def _lb_claims(acc, curve_offset=0.0, law="log", alphas=(1.6, 1.9), ra_spread=0.0):
+    fits = large_batch.distance_fits(
+        _histories(law, arms=tuple(LB_ROLES.values())), dict.fromkeys(LB_ROLES.values(), 300)
+    )
+    runs = _lb_runs(acc)
+    ra = runs.arm == LB_ROLES["large_ra"]
+    runs.loc[ra, "test_acc"] += ra_spread * np.array([-1.0, 0.0, 1.0])
+    return (
+        large_batch.evaluate(
+            runs,
+            _lb_curves(curve_offset),
+            fits,
+            _lb_tails(*alphas),
+            LB_ROLES,
+            large_batch.LargeBatchSettings(),
+            ClaimSettings(),
+        )
+        .set_index(["claim", "pair"])
+        .verdict
+    )
+
+
+HOFFER = {"small": 94.0, "large": 91.0, "large_lr": 92.5, "large_gbn": 93.2, "large_ra": 94.2}
+
+
+def test_large_batch_claims_supported_when_the_data_follow_the_paper():
+    v = _lb_claims(HOFFER)
+    assert set(v) == {SUPPORTED}, v
+
+
+def test_large_batch_claims_not_supported_when_the_data_contradict_the_paper():
+    flat = {"small": 94.0, "large": 94.5, "large_lr": 93.0, "large_gbn": 92.0, "large_ra": 91.0}
+    v = _lb_claims(flat, curve_offset=3.0, law="sqrt", alphas=(1.9, 1.6))
+    assert set(v) == {NOT_SUPPORTED}, v
+
+
+def test_large_batch_claims_inconclusive_without_power():
+    v = _lb_claims(
+        {**HOFFER, "large_ra": 93.6}, curve_offset=1.0, alphas=(1.6, 1.62), ra_spread=0.5
+    )
+    assert v["H3"].iloc[0] == INCONCLUSIVE  # the gap left, 0.4 ± its seeds' spread, straddles 0.5
+    assert v["H5"].iloc[0] == INCONCLUSIVE  # a 1-point difference at equal updates: on the margin
+    assert v["H6"].iloc[0] == NOT_SUPPORTED  # α differs by 0.02 < alpha_margin, decided
+    mixed = large_batch.distance_fits(
+        pd.concat(
+            [_histories("log", arms=("sb", "lb")), _histories("sqrt", arms=("lb_lr", "lb_lr_gbn"))]
+        ),
+        dict.fromkeys(LB_ROLES.values(), 300),
+    )
+    h4 = large_batch._h4(mixed, ClaimSettings())
+    assert h4["verdict"] == INCONCLUSIVE
+
+
+# ---------------------------------------------------------------------------------------------------
+# R1–R4
+
+RL_ROLES = {
+    role: arm
+    for role, arm in STUDY_ROLES["random_labels"].items()
+    if not role.startswith(("weight_decay", "momentum", "augment"))
+}
+
+
+def _rl_inputs(
+    gaps: dict[str, float], lam=(8.0, 4.0), alpha=(1.6, 1.9), train_acc=100.0, missed=()
+):
+    runs, tails, settings = [], [], []
+    for role, arm in RL_ROLES.items():
+        regime, _, init = role.rpartition("_")
+        for s in SEEDS:
+            adversarial = init == "adversarial"
+            acc = 95.0 - (gaps.get(regime, 0.0) if adversarial else 0.0) + JITTER[s]
+            runs.append(
+                dict(
+                    arm=arm,
+                    seed=s,
+                    status="ok",
+                    test_acc=acc,
+                    train_acc=train_acc if adversarial else 100.0,
+                    top_eigenvalue=(lam[0] if adversarial else lam[1]) + JITTER[s],
+                )
+            )
+            settings.append(
+                dict(
+                    arm=arm, seed=s, target_reached=s not in missed if role == "pretrain" else None
+                )
+            )
+            for est in ("per_coordinate", "pooled_standardized"):
+                tails.append(
+                    dict(
+                        arm=arm,
+                        optimizer="sgd",
+                        seed=s,
+                        step=100,
+                        status="ok",
+                        split="train",
+                        view="raw",
+                        layer="__all__",
+                        quantity="alpha",
+                        estimator=est,
+                        value=(alpha[0] if adversarial else alpha[1]) + JITTER[s] / 10,
+                        null_value=2.0,
+                        note=None,
+                    )
+                )
+    return pd.DataFrame(runs), pd.DataFrame(settings), pd.DataFrame(tails)
+
+
+def _rl_claims(*args, **kwargs):
+    runs, settings, tails = _rl_inputs(*args, **kwargs)
+    return random_labels.evaluate(
+        runs,
+        pd.DataFrame(),
+        settings,
+        tails,
+        RL_ROLES,
+        random_labels.RandomLabelSettings(),
+        ClaimSettings(),
+    )
+
+
+def test_random_label_claims_supported_when_the_data_follow_the_paper():
+    claims = _rl_claims({"vanilla": 10.0, "all": 0.0})
+    assert set(claims.verdict) == {SUPPORTED}, claims[["claim", "pair", "reason"]]
+    assert "heavier-tailed at the bad minima" in claims.set_index("claim").measured["R4"]
+
+
+def test_random_label_claims_not_supported_when_the_data_contradict_the_paper():
+    claims = _rl_claims({"vanilla": -2.0, "all": 5.0}, lam=(4.0, 8.0), alpha=(1.9, 1.9))
+    assert set(claims.verdict) == {NOT_SUPPORTED}, claims[["claim", "pair", "reason"]]
+
+
+def test_random_label_claims_inconclusive_when_the_minimum_is_not_global_or_a_pretraining_missed():
+    claims = _rl_claims({"vanilla": 10.0, "all": 0.0}, train_acc=90.0).set_index("claim")
+    assert claims.verdict["R1"] == INCONCLUSIVE and "not a global minimum" in claims.reason["R1"]
+    missed = _rl_claims({"vanilla": 10.0, "all": 0.0}, missed=(3, 7)).set_index("claim")
+    assert "pretraining missed its accuracy target for seeds [3, 7]" in missed.measured["R1"]
+    assert set(missed.verdict) == {INCONCLUSIVE}  # one seed is left: no interval
