@@ -22,7 +22,6 @@ from gradnoise.noise import (
     GaussianColumns,
     NoiseSettings,
     PooledStream,
-    averaging_matrix,
     minibatch_gradients,
     minibatches,
     sample_checkpoint,
@@ -30,6 +29,7 @@ from gradnoise.noise import (
 )
 from gradnoise.seeds import hash_seed
 from gradnoise.tails import pooled_from_rows
+from gradnoise.views import averaging_matrix
 
 
 def _setup(hidden: int, d_in: int, n: int, seed: int = 0):

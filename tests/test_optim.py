@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gradnoise.optim import Adai, build_optimizer, momentum_of
+from gradnoise.optim import Adai, build_optimizer
+from gradnoise.views import momentum_of
 
 
 def numpy_adai(params, grads_seq, lr, beta0, beta2, eps, wd, decoupled):

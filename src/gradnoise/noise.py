@@ -47,9 +47,9 @@ import torch
 from torch import nn
 
 from gradnoise.estimators import EPS, IQR_PER_STD, ref_k1
-from gradnoise.io import ALL
-from gradnoise.optim import momentum_of
+from gradnoise.io import ALL, NOISE_SAMPLES_SCHEMA, NOISE_STATS_SCHEMA
 from gradnoise.seeds import hash_seed
+from gradnoise.views import averaging_matrix, averaging_weights, momentum_of
 
 log = logging.getLogger(__name__)
 
@@ -202,19 +202,6 @@ class GaussianColumns:
             for t in range(start // NULL_TILE, (stop - 1) // NULL_TILE + 1)
         ]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-
-
-def averaging_weights(p: int, beta: float) -> np.ndarray:
-    """w_j = c β^j (j < P), normalized to unit norm: the first column of the circulant averaging matrix."""
-    c = (1 - beta) / (1 - beta**p)
-    w = c * beta ** np.arange(p)
-    return w / np.sqrt(np.sum(w**2))
-
-
-def averaging_matrix(p: int, beta: float) -> np.ndarray:
-    """A with (A u)_k = the normalized circular β-EMA of rows u (see the module docstring)."""
-    k = np.arange(p)
-    return averaging_weights(p, beta)[(k[:, None] - k[None, :]) % p]
 
 
 def _circular_ema(u: torch.Tensor, w_hat: torch.Tensor) -> torch.Tensor:
@@ -632,59 +619,17 @@ def to_tables(splits: dict[str, dict[str, Any]], per_layer: int) -> tuple[Any, A
                 )
     if not samples:
         return empty_tables(per_layer)
-    stats_table = pa.Table.from_pylist(stats, schema=STATS_SCHEMA)
+    stats_table = pa.Table.from_pylist(stats, schema=NOISE_STATS_SCHEMA)
     return pa.concat_tables(samples), stats_table
-
-
-def _stats_schema() -> Any:
-    import pyarrow as pa
-
-    dict_str = pa.dictionary(pa.int32(), pa.string())
-    f64s = pa.list_(pa.float64())
-    return pa.schema(
-        [
-            ("split", dict_str),
-            ("view", dict_str),
-            ("layer", dict_str),
-            ("P", pa.int64()),
-            ("numel", pa.int64()),
-            ("k1", pa.int64()),
-            ("row_log_x", f64s),
-            ("row_log_y", f64s),
-            ("row_n_y", pa.list_(pa.int64())),
-            ("null_row_log_x", f64s),
-            ("null_row_log_y", f64s),
-            ("eigenvalues", f64s),
-            ("gram", f64s),
-            ("coord_index", pa.list_(pa.int64())),
-            ("var_q01", pa.float64()),
-            ("var_q50", pa.float64()),
-            ("var_q99", pa.float64()),
-            ("var_mean", pa.float64()),
-            ("var_zero_fraction", pa.float64()),
-        ]
-    )
-
-
-STATS_SCHEMA = _stats_schema()
 
 
 def empty_tables(per_layer: int) -> tuple[Any, Any]:
     """Tables with no rows (a diverged run): the file exists and says why in its metadata."""
     import pyarrow as pa
 
-    dict_str = pa.dictionary(pa.int32(), pa.string())
-    schema = pa.schema(
-        [
-            ("split", dict_str),
-            ("view", dict_str),
-            ("layer", dict_str),
-            ("sample", pa.int32()),
-            ("norm", pa.float64()),
-            ("coords", pa.list_(pa.float32(), per_layer)),
-        ]
-    )
-    return schema.empty_table(), STATS_SCHEMA.empty_table()
+    coords = NOISE_SAMPLES_SCHEMA.get_field_index("coords")
+    schema = NOISE_SAMPLES_SCHEMA.set(coords, pa.field("coords", pa.list_(pa.float32(), per_layer)))
+    return schema.empty_table(), NOISE_STATS_SCHEMA.empty_table()
 
 
 def sample_checkpoint(

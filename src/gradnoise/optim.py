@@ -119,15 +119,3 @@ def build_optimizer(
             decoupled=name == "adaiw",
         )
     raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
-
-
-def momentum_of(name: str, hparams: dict[str, Any]) -> float | None:
-    """The EMA coefficient that averages the noise in this optimizer's update (None: no averaging)."""
-    if name == "sgdm":
-        return float(hparams.get("momentum", 0.9))
-    if name in ("adam", "adamw"):
-        return float(hparams.get("betas", (0.9, 0.999))[0])
-    if name in ("adai", "adaiw"):
-        # Adai's β1 is adaptive; its mean is ≈ 1 − β0 (since mean v̂/v̄ = 1).
-        return 1.0 - float(hparams.get("betas", (0.1, 0.99))[0])
-    return None

@@ -38,7 +38,7 @@ def momentum_of(optimizer: str, hparams: dict[str, Any]) -> float | None:
     return None
 
 
-def _ema_weights(p: int, beta: float) -> np.ndarray:
+def averaging_weights(p: int, beta: float) -> np.ndarray:
     """c β^j for j < P, normalized to unit sum of squares (iid rows keep their variance)."""
     w = (1 - beta) / (1 - beta**p) * beta ** np.arange(p)
     return w / np.sqrt(np.sum(w**2))
@@ -47,13 +47,7 @@ def _ema_weights(p: int, beta: float) -> np.ndarray:
 def averaging_matrix(p: int, beta: float) -> np.ndarray:
     """A with (A u)_k = the normalized circular β-EMA of rows u (see the module docstring)."""
     k = np.arange(p)
-    return _ema_weights(p, beta)[(k[:, None] - k[None, :]) % p]
-
-
-def averaging_scale(p: int, beta: float) -> float:
-    """The factor that turns the plain EMA recursion a ← β a + (1 − β) u into the normalized view."""
-    c = (1 - beta) / (1 - beta**p)
-    return 1.0 / math.sqrt(c**2 * np.sum(beta ** (2 * np.arange(p))))
+    return averaging_weights(p, beta)[(k[:, None] - k[None, :]) % p]
 
 
 def effective_draws(p: int, beta: float | None) -> float:
