@@ -44,6 +44,14 @@ def slurm_cluster():
     # one stand-in GPU per core; accounting (slurmdbd) so that the plugin can always fall back to
     # sacct — without it, a status query that misses squeue's window leaves snakemake waiting forever
     env = {**os.environ, "SLURM_UP_FAKE_GPUS": "2"}
+    # a cluster left by an interrupted earlier run keeps its jobs in its saved state, and a job whose
+    # processes are gone holds its cores until its time limit: start from a clean state
+    subprocess.run(
+        ["bash", str(TOOLS / "slurm-down.sh"), "--purge"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     up = subprocess.run(
         ["bash", str(TOOLS / "slurm-up.sh"), "--accounting"],
         capture_output=True,
@@ -92,13 +100,15 @@ def test_a_slice_of_the_test_config_through_slurm_matches_the_local_run(
         ["squeue", "--all", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True
     )
     assert submitted <= set(jobs.stdout.split())  # SLURM really ran them (MinJobAge keeps them)
-    per_run = ("/train/", "/noise/", "/tails/", "/sharpness/", "/simulate/matched/", "calibration")
+    # per run, or independent of the runs: a matched simulation pools all seeds of its arm, so the
+    # slice's (one seed) differs from the local run's by design
+    per_run = ("/train/", "/noise/", "/tails/", "/sharpness/", "calibration")
     slurm = {
         name: data
         for name, data in _parquet_files(project / "results").items()
         if any(part in f"/{name}" for part in per_run)
     }
     local = _parquet_files(local_run.parent / "pristine_results")
-    assert len(slurm) == 19 and set(slurm) <= set(local)
+    assert len(slurm) == 17 and set(slurm) <= set(local)
     different = [name for name, data in slurm.items() if local[name] != data]
     assert not different, f"differ between SLURM and local runs: {different[:10]}"
