@@ -73,6 +73,7 @@ def test_agree_and_majority():
     assert majority([s, n, n], 0.6).verdict == NOT_SUPPORTED
     assert majority([s, n], 0.6).verdict == INCONCLUSIVE
     assert majority([], 0.6).verdict == INCONCLUSIVE
+    assert majority([s, n, n], 0.6).cases == 3  # the table's n for a claim decided by counting
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -296,6 +297,7 @@ def test_c5_decides_in_the_asymptotic_regime_only():
     c5 = _evaluate(escape=both).query("claim == 'C5'").iloc[0]
     assert c5.verdict == SUPPORTED
     assert "trend" in c5.measured
+    assert c5.n == len(near)  # the configurations in the regime, not the seeds (none here)
     none = _evaluate(escape=far).query("claim == 'C5'").iloc[0]
     assert none.verdict == INCONCLUSIVE and "regime" in none.reason
     assert (

@@ -377,14 +377,18 @@ def _c5(escape: pd.DataFrame, cs: ClaimSettings) -> dict[str, object]:
         decision = Decision(
             SUPPORTED,
             f"{share:.0%} consistent, slopes within tolerance in {slope_ok:.0%} of groups",
+            len(regime),
         )
     elif float(off.mean()) >= cs.law_against or (slopes and 1 - slope_ok >= cs.law_against):
         decision = Decision(
             NOT_SUPPORTED,
             f"{off.mean():.0%} of configurations clearly off the law, slopes off in {1 - slope_ok:.0%} of groups",
+            len(regime),
         )
     else:
-        decision = Decision(INCONCLUSIVE, f"{share:.0%} consistent, {off.mean():.0%} clearly off")
+        decision = Decision(
+            INCONCLUSIVE, f"{share:.0%} consistent, {off.mean():.0%} clearly off", len(regime)
+        )
     cal = regime[regime.scenario == "calibration"]
     return claim_row(
         "C5",

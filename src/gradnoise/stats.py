@@ -89,6 +89,7 @@ def paired_differences(a: Mapping[int, float], b: Mapping[int, float]) -> list[f
 class Decision:
     verdict: str
     reason: str
+    cases: int = 0  # for a verdict decided by counting cases: how many were counted
 
 
 def decide(iv: Interval, margin: float) -> Decision:
@@ -179,8 +180,8 @@ def majority(decisions: list[Decision], share: float, what: str = "cases") -> De
     )
     for verdict in (SUPPORTED, NOT_SUPPORTED):
         if count[verdict] >= share * n:
-            return Decision(verdict, f"{tally} (≥ {share:.0%} needed)")
-    return Decision(INCONCLUSIVE, f"{tally} (≥ {share:.0%} needed either way)")
+            return Decision(verdict, f"{tally} (≥ {share:.0%} needed)", n)
+    return Decision(INCONCLUSIVE, f"{tally} (≥ {share:.0%} needed either way)", n)
 
 
 def claim_row(
@@ -204,7 +205,7 @@ def claim_row(
         "estimate": interval.value,
         "ci_low": interval.low,
         "ci_high": interval.high,
-        "n": interval.n,
+        "n": interval.n or decision.cases,
         "mde": interval.mde,
         "margin": margin,
         "control": control,
