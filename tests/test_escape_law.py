@@ -390,7 +390,10 @@ def test_the_stage_scripts_run_end_to_end(trained, monkeypatch, test_config):
         "experiment": "t",
         "values": [1.5, 4.0],
         "landscape": {"sharpness": 2.0, "height": 0.25, "width": 1.0, "other_curvatures": [1.0]},
-        "optimizers": {"sgdm": {"lr": 0.01, "momentum": 0.9}, "adai": {"lr": 0.1}},
+        "optimizers": {
+            "sgdm": {"hparams": {"momentum": 0.9}, "lr": 0.01},
+            "adai": {"hparams": {}, "lr": 0.1},
+        },
         "lr_scales": [1.0],
         "seed": 0,
         "device": "cpu",

@@ -48,6 +48,19 @@ def test_jump_scheme_exit_times_are_exponential():
     assert share == pytest.approx(2**1.5 / (1 + 2**1.5), abs=0.035)
 
 
+def _assert_jump_agrees_with_fine_euler(basin, noise, seed: int) -> None:
+    """ε = 0.1: the mean exit times of both schemes agree within 4 sd of the log-ratio of two
+    independent MLEs plus the ≈ 2 % by which Euler at dt = 0.005 misses its dt → 0 limit."""
+    pred = predicted_exit_time(basin, noise, 0.1)
+    runs = [
+        simulate_exits(basin, noise, 0.1, n_paths=1500, dt=dt, t_max=4 * pred, seed=seed, scheme=s)
+        for s, dt in (("euler", 0.005), ("jump", 0.02))
+    ]
+    (m_euler, *_), (m_jump, *_) = (exponential_mle(r.times, r.exited) for r in runs)
+    sd = math.sqrt(sum(1 / r.exited.sum() for r in runs))
+    assert abs(math.log(m_jump / m_euler)) < 4 * sd + 0.02
+
+
 @pytest.mark.parametrize("model", ["independent", "isotropic"])
 @pytest.mark.parametrize("kind", ["box", "ellipsoid", "valley"])
 def test_jump_scheme_agrees_with_fine_euler_in_2d(kind, model):
@@ -56,28 +69,14 @@ def test_jump_scheme_agrees_with_fine_euler_in_2d(kind, model):
     # its dt → 0 limit here. Tolerance: 4 sd of the log-ratio of two independent MLEs plus that 2 %.
     basin = make_basin(kind, 2, 0.5, 4.0)
     noise = Noise(1.5, model, np.diag([1.0, 0.6]))
-    pred = predicted_exit_time(basin, noise, 0.1)
-    runs = [
-        simulate_exits(basin, noise, 0.1, n_paths=1500, dt=dt, t_max=4 * pred, seed=9, scheme=s)
-        for s, dt in (("euler", 0.005), ("jump", 0.02))
-    ]
-    (m_euler, *_), (m_jump, *_) = (exponential_mle(r.times, r.exited) for r in runs)
-    sd = math.sqrt(sum(1 / r.exited.sum() for r in runs))
-    assert abs(math.log(m_jump / m_euler)) < 4 * sd + 0.02
+    _assert_jump_agrees_with_fine_euler(basin, noise, seed=9)
 
 
 def test_jump_scheme_handles_a_non_diagonal_noise_matrix():
     basin = make_basin("box", 2, 0.5, 4.0)
     c, s = math.cos(0.5), math.sin(0.5)
     noise = Noise(1.5, "independent", np.array([[c, -s], [s, c]]) @ np.diag([1.0, 0.6]))
-    pred = predicted_exit_time(basin, noise, 0.1)
-    runs = [
-        simulate_exits(basin, noise, 0.1, n_paths=1500, dt=dt, t_max=4 * pred, seed=4, scheme=s)
-        for s, dt in (("euler", 0.005), ("jump", 0.02))
-    ]
-    (m_euler, *_), (m_jump, *_) = (exponential_mle(r.times, r.exited) for r in runs)
-    sd = math.sqrt(sum(1 / r.exited.sum() for r in runs))
-    assert abs(math.log(m_jump / m_euler)) < 4 * sd + 0.02
+    _assert_jump_agrees_with_fine_euler(basin, noise, seed=4)
 
 
 def test_jump_scheme_is_reproducible_and_censors_at_t_max():

@@ -90,29 +90,34 @@ def _lb_runs(acc: dict[str, float]) -> pd.DataFrame:
     )
 
 
+def _alpha_row(
+    arm: str, optimizer: str, seed: int, step: int, estimator: str, value: float
+) -> dict:
+    """One tails-table row: the whole network's α of the raw training noise, its null at 2."""
+    return dict(
+        arm=arm,
+        optimizer=optimizer,
+        seed=seed,
+        step=step,
+        status="ok",
+        split="train",
+        view="raw",
+        layer="__all__",
+        quantity="alpha",
+        estimator=estimator,
+        value=value,
+        null_value=2.0,
+        note=None,
+    )
+
+
 def _lb_tails(alpha_small=1.6, alpha_large=1.9) -> pd.DataFrame:
     rows = []
     for role, arm in LB_ROLES.items():
         a = alpha_small if role == "small" else alpha_large
         for s in SEEDS:
             for est in ("per_coordinate", "pooled_standardized"):
-                rows.append(
-                    dict(
-                        arm=arm,
-                        optimizer="sgdm",
-                        seed=s,
-                        step=12,
-                        status="ok",
-                        split="train",
-                        view="raw",
-                        layer="__all__",
-                        quantity="alpha",
-                        estimator=est,
-                        value=a + JITTER[s] / 10,
-                        null_value=2.0,
-                        note=None,
-                    )
-                )
+                rows.append(_alpha_row(arm, "sgdm", s, 12, est, a + JITTER[s] / 10))
     return pd.DataFrame(rows)
 
 
@@ -223,23 +228,8 @@ def _rl_inputs(
                 )
             )
             for est in ("per_coordinate", "pooled_standardized"):
-                tails.append(
-                    dict(
-                        arm=arm,
-                        optimizer="sgd",
-                        seed=s,
-                        step=100,
-                        status="ok",
-                        split="train",
-                        view="raw",
-                        layer="__all__",
-                        quantity="alpha",
-                        estimator=est,
-                        value=(alpha[0] if adversarial else alpha[1]) + JITTER[s] / 10,
-                        null_value=2.0,
-                        note=None,
-                    )
-                )
+                value = (alpha[0] if adversarial else alpha[1]) + JITTER[s] / 10
+                tails.append(_alpha_row(arm, "sgd", s, 100, est, value))
     return pd.DataFrame(runs), pd.DataFrame(settings), pd.DataFrame(tails)
 
 

@@ -134,6 +134,13 @@ def run_values(runs: pd.DataFrame, arm: str, column: str) -> dict[int, float]:
     return dict(zip(ok.seed.astype(int), ok[column].astype(float), strict=True))
 
 
+def diverged_note(runs: pd.DataFrame, *arms: str) -> str:
+    """What a paired comparison of these arms leaves out: their runs that did not end ok."""
+    bad = runs[(runs.status != "ok") & runs.arm.isin(arms)]
+    names = ", ".join(f"{r.arm}/seed{r.seed}" for r in bad.itertuples())
+    return f"; diverged (left out): {names}" if names else ""
+
+
 def _combine(a: dict[int, float], b: dict[int, float], f: Callable) -> dict[int, float]:
     return {s: f(a[s], b[s]) for s in sorted(set(a) & set(b))}
 
@@ -452,13 +459,7 @@ def _c7_c8(
     def col(arm: str, c: str) -> dict[int, float]:
         return run_values(runs, arm, c)
 
-    diverged = runs[(runs.status != "ok") & runs.arm.isin([sgd, adam])]
-    note = (
-        "; diverged (left out): "
-        + ", ".join(f"{r.arm}/seed{r.seed}" for r in diverged.itertuples())
-        if len(diverged)
-        else ""
-    )
+    note = diverged_note(runs, sgd, adam)
     if claim == "C7":
         lam_s, lam_a = col(sgd, "top_eigenvalue"), col(adam, "top_eigenvalue")
         iv = cs.interval(_combine(lam_a, lam_s, lambda a, s: (a - s) / a).values())

@@ -96,9 +96,10 @@ def sweep_table(
         "alpha_source": alpha_source if noise.kind == "sas" else "gaussian",
     }
     rows = []
-    for opt, hparams in s["optimizers"].items():
+    for opt, spec in s["optimizers"].items():
         for scale in s["lr_scales"]:
-            hp = {**hparams, "lr": hparams["lr"] * scale}
+            # the landscape learning rate replaces the training one, on purpose
+            hp = {**spec["hparams"], "lr": spec["lr"] * scale}
             for r in escape_sweep(
                 s["axis"],
                 s["values"],

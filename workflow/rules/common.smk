@@ -277,8 +277,12 @@ def escape_optimizers(experiment):
     hyperparameters and its landscape learning rate."""
     exp = EXPERIMENTS[experiment]
     trained = {arm.optimizer for arm in ARMS[experiment].values()}
+    hparams = {  # without the training learning rate, which the landscapes do not use
+        opt: {k: v for k, v in exp.get("optimizers", {}).get(opt, {}).items() if k != "lr"}
+        for opt in trained
+    }
     return {
-        opt: {**exp.get("optimizers", {}).get(opt, {}), "lr": lr}
+        opt: {"hparams": hparams[opt], "lr": lr}
         for opt, lr in ESCAPE["optimizers"].items()
         if opt in trained
     }
@@ -307,7 +311,7 @@ def escape_alpha_tails(w):
 
 def escape_sweep_settings(w):
     """One sweep's settings: the Gaussian sweeps do not read α, a fixed α does not read alpha_max."""
-    noise = {k: ESCAPE["noise"][k] for k in ("scale", "batch_size")}
+    noise = {"kind": w.noise} | {k: ESCAPE["noise"][k] for k in ("scale", "batch_size")}
     if w.noise == "sas":
         noise.update(alpha=ESCAPE["noise"]["alpha"], model=ESCAPE["noise"]["model"])
         if noise["alpha"] == "measured":
@@ -317,11 +321,14 @@ def escape_sweep_settings(w):
             "experiment": w.experiment,
             "axis": w.axis,
             "values": ESCAPE["sweeps"][w.axis],
-            "noise": {"kind": w.noise, **noise},
+            "noise": noise,
             "landscape": ESCAPE["landscape"],
             "optimizers": escape_optimizers(w.experiment),
             "lr_scales": ESCAPE["lr_scales"],
-            **{k: ESCAPE[k] for k in ("seed", "device", "n_paths", "max_iters")},
+            "seed": ESCAPE["seed"],
+            "device": ESCAPE["device"],
+            "n_paths": ESCAPE["n_paths"],
+            "max_iters": ESCAPE["max_iters"],
         }
     )
 

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from gradnoise.claims import Alphas, ClaimSettings, run_values
+from gradnoise.claims import Alphas, ClaimSettings, diverged_note, run_values
 from gradnoise.stats import (
     INCONCLUSIVE,
     NO_INTERVAL,
@@ -151,11 +151,6 @@ def _a1(runs: pd.DataFrame, es: EscapeLawSettings, cs: ClaimSettings) -> list[di
     def acc(arm: str) -> dict[int, float]:
         return run_values(runs, arm, "test_acc")
 
-    def note(*pair: str) -> str:
-        bad = runs[(runs.status != "ok") & runs.arm.isin(pair)]
-        names = ", ".join(f"{r.arm}/seed{r.seed}" for r in bad.itertuples())
-        return f"; diverged (left out): {names}" if names else ""
-
     rows = []
     m = es.accuracy_margin
     for adai in adais:
@@ -166,7 +161,7 @@ def _a1(runs: pd.DataFrame, es: EscapeLawSettings, cs: ClaimSettings) -> list[di
                     "A1",
                     CLAIMS["A1"],
                     pair=f"{sgdm} − {adai}",
-                    measured=f"test accuracy {adai} {cs.interval(acc(adai).values())} vs {sgdm} {cs.interval(acc(sgdm).values())}; {sgdm} − {adai} = {iv} points{note(adai, sgdm)}",
+                    measured=f"test accuracy {adai} {cs.interval(acc(adai).values())} vs {sgdm} {cs.interval(acc(sgdm).values())}; {sgdm} − {adai} = {iv} points{diverged_note(runs, adai, sgdm)}",
                     control="runs paired by seed; the same data, model and number of iterations",
                     rule=f"at least as well: supported if the interval of SGD-M − Adai lies below accuracy_margin ({m} points); not supported if it lies above",
                     decision=decide_below(iv, m),
@@ -181,7 +176,7 @@ def _a1(runs: pd.DataFrame, es: EscapeLawSettings, cs: ClaimSettings) -> list[di
                     "A1",
                     CLAIMS["A1"],
                     pair=f"{adai} − {adam}",
-                    measured=f"test accuracy {adai} − {adam} = {iv} points{note(adai, adam)}",
+                    measured=f"test accuracy {adai} − {adam} = {iv} points{diverged_note(runs, adai, adam)}",
                     control="runs paired by seed; the same data, model and number of iterations",
                     rule=f"better: supported if the interval of Adai − Adam lies above 0 and its mean above accuracy_margin ({m} points); not supported if it lies below the margin",
                     decision=decide(iv, m),
