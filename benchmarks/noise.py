@@ -13,9 +13,11 @@ the reference: the loss/accuracy bookkeeping and the three noise norms that ``ev
 the DataLoader's batch copies (slices of in-memory tensors here).
 
 Streaming: ``gradnoise.noise.sample_split`` with the raw view, computing everything it computes in the
-pipeline (pooled block sums of the noise and of its Gaussian null, whole network and per layer; exact
-P × P Gram matrices and spectra per layer; per-coordinate variances and robust scales; layer norms;
-stored coordinates), in float64; it logs the time of its two phases (gradient pass, statistics).
+pipeline (pooled block sums of the noise and of its Gaussian null, whole network and per layer; P × P
+Gram matrices and spectra per layer; per-coordinate variances and robust scales; layer norms; stored
+coordinates), in float64 but for the Gram's products (float32). Both sides log the time of their two
+phases (gradient pass, statistics): the sampler's gradient pass runs the network channels-last (the
+same gradients to float32 rounding), the reference's as the official code does (NCHW).
 
 Model: the reference small CIFAR AlexNet on random CIFAR-shaped inputs. Each measurement runs in a
 fresh process with 2 torch threads, once the machine has been idle for 5 s (at most --max-wait s);
@@ -70,18 +72,28 @@ def official_eval_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch
     crit = nn.CrossEntropyLoss()
     model.eval()
     grads = []
+    start = time.perf_counter()
     for k in range(len(y) // batch):
         model.zero_grad()
         loss = crit(model(x[k * batch : (k + 1) * batch]), y[k * batch : (k + 1) * batch])
         loss.backward()
         grads.append(torch.cat([q.grad.view(-1) for q in model.parameters()]).cpu())
+    middle = time.perf_counter()
     p, m = len(grads), len(grads[0])
     grads = torch.cat(grads).view(-1, m)
     mean_grad = grads.sum(0) / p
     grads = grads - mean_grad
     n = m * p
     k1 = max(i for i in range(1, 1 + int(math.sqrt(n))) if n % i == 0)
-    return float(_alpha_estimator(k1, grads.view(-1, 1)))
+    alpha = float(_alpha_estimator(k1, grads.view(-1, 1)))
+    logging.getLogger(__name__).info(
+        "P=%d D=%d: gradient pass %.1f s, statistics %.1f s",
+        p,
+        m,
+        middle - start,
+        time.perf_counter() - middle,
+    )
+    return alpha
 
 
 def _alpha_estimator(m: int, x: torch.Tensor) -> torch.Tensor:
