@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradnoise.models import MODELS, build_model
+from gradnoise.models import MODELS, build_model, fastest_memory_format
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -72,3 +72,19 @@ def test_with_ghost_batchnorm_replaces_every_batchnorm_and_keeps_the_state():
     assert not any(type(m) is torch.nn.BatchNorm1d for m in model.modules())
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, before[k])
+
+
+@pytest.mark.parametrize(
+    ("name", "device", "layout"),
+    [
+        ("lenet", "cpu", torch.channels_last),
+        ("alexnet_small", "cpu", torch.channels_last),
+        ("vgg11", "cpu", torch.channels_last),
+        ("resnet18", "cpu", torch.contiguous_format),
+        ("mlp", "cpu", torch.contiguous_format),
+        ("lenet", "cuda", torch.contiguous_format),
+    ],
+)
+def test_networks_that_max_pool_run_channels_last_on_the_cpu(name, device, layout):
+    shape = (1, 28, 28) if name in ("lenet", "mlp") else (3, 32, 32)
+    assert fastest_memory_format(build_model({"name": name}, shape, 10), device) is layout

@@ -11,6 +11,7 @@ import torch
 
 import gradnoise.train as train_mod
 from gradnoise.arms import Training
+from gradnoise.models import build_model
 from gradnoise.train import RunSettings, train_run
 
 
@@ -55,9 +56,14 @@ def test_run_writes_checkpoints_with_optimizer_state_and_history(tmp_path):
     assert not (tmp_path / ".resume").exists()
 
 
-def test_same_seed_gives_identical_checkpoints_and_history(tmp_path):
-    train_run(settings(), tmp_path / "a")
-    train_run(settings(), tmp_path / "b")
+# an MLP, and LeNet, which trains channels-last on the CPU (models.fastest_memory_format)
+MODELS = [None, {"name": "lenet"}]
+
+
+@pytest.mark.parametrize("model", MODELS, ids=["mlp", "lenet"])
+def test_same_seed_gives_identical_checkpoints_and_history(tmp_path, model):
+    train_run(settings(model=model), tmp_path / "a")
+    train_run(settings(model=model), tmp_path / "b")
     assert (tmp_path / "a" / "history.parquet").read_bytes() == (
         tmp_path / "b" / "history.parquet"
     ).read_bytes()
@@ -79,19 +85,42 @@ def _interrupt_at_batch(monkeypatch, n: int) -> None:
     monkeypatch.setattr(train_mod.BatchStream, "next", dying_next)
 
 
-def test_interrupted_run_resumes_from_its_last_checkpoint_and_matches(tmp_path, monkeypatch):
-    train_run(settings(), tmp_path / "full")
+@pytest.mark.parametrize("model", MODELS, ids=["mlp", "lenet"])
+def test_interrupted_run_resumes_from_its_last_checkpoint_and_matches(tmp_path, monkeypatch, model):
+    train_run(settings(model=model), tmp_path / "full")
     with monkeypatch.context() as m:
         _interrupt_at_batch(m, 13)  # mid-way between checkpoints 8 and 24
         with pytest.raises(KeyboardInterrupt):
-            train_run(settings(), tmp_path / "cut")
+            train_run(settings(model=model), tmp_path / "cut")
     assert not (tmp_path / "cut" / "history.parquet").exists()  # nothing looks complete
     assert (tmp_path / "cut" / ".resume" / "state.pt").exists()
-    train_run(settings(), tmp_path / "cut")
+    train_run(settings(model=model), tmp_path / "cut")
     full, cut = tmp_path / "full" / "history.parquet", tmp_path / "cut" / "history.parquet"
     assert cut.read_bytes() == full.read_bytes()
     for k, v in _state(tmp_path / "full", 24)["model"].items():
         assert torch.equal(v, _state(tmp_path / "cut", 24)["model"][k])
+
+
+def test_channels_last_training_follows_the_nchw_trajectory(tmp_path, monkeypatch):
+    """LeNet trains channels-last: the same run, to float32 rounding, as in NCHW, and its
+    checkpoints load into a fresh (NCHW) model."""
+    run = settings(model={"name": "lenet"}, optimizer="sgd", hparams={"lr": 0.05})
+    train_run(run, tmp_path / "last")
+    with monkeypatch.context() as m:
+        m.setattr(train_mod, "fastest_memory_format", lambda *_: torch.contiguous_format)
+        train_run(run, tmp_path / "nchw")
+    last, nchw = _state(tmp_path / "last", 24)["model"], _state(tmp_path / "nchw", 24)["model"]
+    assert last["features.0.weight"].is_contiguous(memory_format=torch.channels_last)
+    assert nchw["features.0.weight"].is_contiguous()
+    for k, v in nchw.items():
+        torch.testing.assert_close(last[k], v, rtol=1e-4, atol=1e-5)
+    hist = [pq.read_table(tmp_path / r / "history.parquet").to_pandas() for r in ("last", "nchw")]
+    assert hist[0].train_loss.dropna().to_numpy() == pytest.approx(
+        hist[1].train_loss.dropna().to_numpy(), rel=1e-4
+    )
+    model = build_model({"name": "lenet"}, (1, 28, 28), 10)
+    model.load_state_dict(last)
+    assert all(q.is_contiguous() for q in model.parameters())
 
 
 def test_resume_state_of_other_settings_is_discarded(tmp_path, monkeypatch):

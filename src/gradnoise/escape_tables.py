@@ -35,7 +35,7 @@ from gradnoise.escape import (
 )
 from gradnoise.io import ALL, ESCAPE_MINIMA_SCHEMA, ESCAPE_SLOPES_SCHEMA, ESCAPE_SWEEP_SCHEMA
 from gradnoise.landscapes import BarrierWell
-from gradnoise.models import build_model, with_ghost_batchnorm
+from gradnoise.models import build_model, fastest_memory_format, with_ghost_batchnorm
 from gradnoise.seeds import hash_seed
 from gradnoise.train import dataset_from, training_data
 
@@ -168,6 +168,7 @@ def minimum_table(s: dict[str, Any], checkpoint: dict[str, Any], device: torch.d
         if training.ghost_batch_size:
             with_ghost_batchnorm(model, training.ghost_batch_size)
         model.load_state_dict(checkpoint["model"])
+        model.to(memory_format=fastest_memory_format(model, device))  # as in training
         hp = {**training.hparams, "lr": final_lr * scale}
         try:
             res = escape_from_minimum(

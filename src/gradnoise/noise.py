@@ -49,6 +49,7 @@ from torch import nn
 
 from gradnoise.estimators import EPS, IQR_PER_STD, ref_k1
 from gradnoise.io import ALL, NOISE_SAMPLES_SCHEMA, NOISE_STATS_SCHEMA
+from gradnoise.models import build_model, fastest_memory_format
 from gradnoise.seeds import hash_seed
 from gradnoise.views import averaging_matrix, averaging_weights, momentum_of
 
@@ -94,29 +95,16 @@ def minibatch_gradients(
 ) -> Iterator[torch.Tensor]:
     """g_k, flattened over all parameters in their logical order (float32, on the model's device),
     in eval mode: the reference's per-batch gradient, one minibatch at a time on all intra-op threads.
-    Networks that max-pool run on the CPU on a channels-last copy of the model (see _memory_format)."""
+    Runs on a copy of the model in its fastest memory layout (``models.fastest_memory_format``)."""
     model.eval()
-    layout = _memory_format(model, x)
+    layout = fastest_memory_format(model, x.device)
     if layout is not torch.contiguous_format:
         model = copy.deepcopy(model).to(memory_format=layout)
     params = list(model.parameters())
     for idx in batches:
         idx = idx.to(x.device)
-        loss = nn.functional.cross_entropy(model(x[idx].contiguous(memory_format=layout)), y[idx])
+        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
         yield torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
-
-
-def _memory_format(model: nn.Module, x: torch.Tensor) -> torch.memory_format:
-    """Channels-last for image batches through a network that max-pools, on the CPU: torch's NCHW
-    max pooling is slow there (a quarter of the small AlexNet's gradient pass), its channels-last
-    one is not. Measured per minibatch gradient, 2 threads: LeNet (B = 100) and the small AlexNet
-    (B = 100) 35 % and 25 % faster, VGG-11 (B = 32) even; ResNet-18, which does not max-pool, would
-    be 10 % faster at B = 32 but 5–30 % slower at B = 4, so it keeps NCHW. A rule on the model, not a
-    timing, so that the choice, and with it every rounding, is the same on every run."""
-    max_pools = any(isinstance(m, nn.MaxPool2d) for m in model.modules())
-    if x.device.type == "cpu" and x.dim() == 4 and max_pools:
-        return torch.channels_last
-    return torch.contiguous_format
 
 
 def adam_preconditioner(
@@ -663,8 +651,6 @@ def sample_checkpoint(
     data: Any,
 ) -> tuple[Any, Any]:
     """Noise tables of one checkpoint; `run` is the training settings (model, optimizer, hparams)."""
-    from gradnoise.models import build_model
-
     if checkpoint.get("status") != "ok":
         return empty_tables(settings.coords_per_layer)
     device = data.x_train.device

@@ -39,7 +39,7 @@ from gradnoise.data import Dataset, background, load_dataset, random_label_copie
 from gradnoise.devices import resolve_device
 from gradnoise.errors import InputError
 from gradnoise.io import HISTORY_SCHEMA, load_checkpoint, save_torch, write_parquet
-from gradnoise.models import build_model, with_ghost_batchnorm
+from gradnoise.models import build_model, fastest_memory_format, with_ghost_batchnorm
 from gradnoise.optim import build_optimizer
 from gradnoise.seeds import hash_seed
 
@@ -230,6 +230,7 @@ def train_run(settings: RunSettings, run_dir: str | Path, threads: int = 1, init
         init_meta = {"checkpoint": init, "target_reached": source.get("target_reached")}
     if tr.ghost_batch_size:
         with_ghost_batchnorm(model, tr.ghost_batch_size)
+    model.to(memory_format=fastest_memory_format(model, device))
     optimizer = build_optimizer(tr.optimizer, model.parameters(), tr.hparams)
     batches = BatchStream(len(y_train), tr.batch_size, settings.seed)
     aug_gen = torch.Generator(device=device).manual_seed(hash_seed(settings.seed, "augment"))
