@@ -77,7 +77,8 @@ def test_reported_spectrum_matches_a_known_covariance():
     eff = df[(df.layer == "__all__") & (df.quantity == "effective_rank")].iloc[0]
     # sample eigenvalues of P = 1000 draws: relative error ≈ √(2/P) ≈ 0.045 each
     np.testing.assert_allclose(np.asarray(eff.spectrum)[:5], true, rtol=0.15)
-    assert np.allclose(np.asarray(eff.spectrum)[5:], 0, atol=1e-9)  # rank 5: the rest is zero
+    # rank 5: the rest is zero, to the rounding of the Gram's float32 products (≲ 1e-6 tr G)
+    assert np.allclose(np.asarray(eff.spectrum)[5:], 0, atol=1e-6 * true.sum())
     assert eff.value == pytest.approx(true.sum() ** 2 / np.sum(true**2), rel=0.1)
     top = df[(df.layer == "__all__") & (df.quantity == "top_share")].iloc[0]
     assert top.value == pytest.approx(16 / true.sum(), rel=0.1)
