@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -165,6 +167,31 @@ def test_streamed_statistics_equal_the_materialized_noise(
             st["coords"][:, idx >= 0], m[:, idx[idx >= 0]], rtol=1e-5, atol=1e-7
         )
         assert np.isnan(st["coords"][:, idx < 0]).all()
+
+
+def test_a_failing_read_in_the_column_pass_stops_it_and_raises(monkeypatch, workers):
+    """An error in one worker (here a read of the scratch file) ends the pass with that error, without
+    reading the rest of the file, instead of hanging or returning partial statistics."""
+    import gradnoise.noise as noise_mod
+
+    real, calls, fail_at = noise_mod._read_block, [], [math.inf]
+
+    def read(*args):
+        calls.append(args)
+        if len(calls) == fail_at[0]:
+            raise OSError("read failed")
+        return real(*args)
+
+    monkeypatch.setattr(noise_mod, "_read_block", read)
+    model, x, y = _setup(13, 5, 300)
+    settings = NoiseSettings(batch_size=20, coords_per_layer=4, chunk_mb=1e-3)
+    sample_split(model, x, y, settings, {"raw": None}, 0)
+    every = len(calls)
+    calls.clear()
+    fail_at[0] = 3
+    with pytest.raises(OSError, match="read failed"):
+        sample_split(model, x, y, settings, {"raw": None}, 0)
+    assert len(calls) < every / 2
 
 
 def test_few_divisor_case_is_exercised():

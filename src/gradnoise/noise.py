@@ -16,12 +16,13 @@ Views (DESIGN.md §3):
 How it streams: one gradient pass writes each g_k (float32, row-major) to a scratch file in $TMPDIR and
 does nothing else. One read of that file, in P × c column blocks within a layer (every block holds all
 P values of its coordinates, so ḡ, u, variances and order statistics are exact), then gives every
-statistic: the P × P Gram matrices (float32 products summed in float64) per layer and of the whole network (their diagonals are the
-layer norms), per-coordinate variances and robust scales, the stored coordinates, and the row-major
+statistic: the P × P Gram matrices (float32 products, summed in float64) per layer and of the whole
+network (their diagonals are the layer norms), per-coordinate variances and robust scales, the stored coordinates, and the row-major
 pooled statistics of the reference estimator, whose block structure is known in advance: each block
 adds, row by row, the pieces of the K1-blocks that cross it. The Gaussian null is drawn in seeded
-column tiles, so it is streamed the same way. Memory: a few D-vectors and a few P × c blocks per
-worker; the gradients are computed once, as in the reference. Nothing is accumulated during the
+column tiles, so it is streamed the same way. Memory: a few D-vectors, a few P × c blocks per worker
+and the P × P Grams of two layers per worker; the gradients are computed once, as in the reference,
+channels-last where that is faster (``models.fastest_memory_format``). Nothing is accumulated during the
 gradient pass on purpose: work there contends with the backward passes for the same cores (measured:
 a statistics thread beside a 2-thread backward slowed it 3×), and every statistic but the sums needs
 ḡ, hence all P gradients.
@@ -35,10 +36,12 @@ import ctypes
 import logging
 import math
 import os
+import queue
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +60,10 @@ log = logging.getLogger(__name__)
 
 NULL_TILE = 256  # columns per separately seeded tile of the Gaussian null's draws
 GRAM_TILE = 64  # rows per tile of the Gram products
+# layers the column pass's workers scan ahead of the one being finished (more holds more P × P Grams
+# and was no faster, measured at P = 1,000)
+LAYERS_IN_FLIGHT = 1
+CHUNKS_PER_WORKER = 4  # column chunks per worker and layer
 
 
 @dataclass(frozen=True)
@@ -395,20 +402,24 @@ class _Scanner:
         self.null = {v: _streams(p, d, layers, device) for v in views}
         self.draws = {v: GaussianColumns(p, hash_seed(split_seed, v), device) for v in views}
         self.device = device
+        self.grams: dict[str, dict[str | None, torch.Tensor]] = {}
 
-    def scan(self, layer: Layer, start: int, stop: int) -> dict[str | None, torch.Tensor]:
-        """Columns start … stop−1 of `layer`: read in slabs (one pread per row), processed in blocks."""
-        grams = {
-            k: torch.zeros(self.p, self.p, dtype=torch.float64, device=self.device)
-            for k in self.gram_keys
-        }
+    def scan(self, layer: Layer, start: int, stop: int) -> None:
+        """Columns start … stop−1 of `layer`: read in slabs (one pread per row), processed in blocks;
+        the Gram matrices add up in ``grams[layer.name]`` (taken by whoever finishes the layer)."""
+        grams = self.grams.get(layer.name)
+        if grams is None:
+            grams = {
+                k: torch.zeros(self.p, self.p, dtype=torch.float64, device=self.device)
+                for k in self.gram_keys
+            }
+            self.grams[layer.name] = grams
         for a in range(start, stop, self.slab):
             b = min(a + self.slab, stop)
             slab = _read_block(self.fd, self.p, self.d, a, b).to(self.device)
             for s in range(a, b, self.width):
                 e = min(s + self.width, b)
                 self._block(layer, s, e, slab[:, s - a : e - a], grams)
-        return grams
 
     def _block(
         self, layer: Layer, s: int, e: int, g: torch.Tensor, grams: dict[str | None, torch.Tensor]
@@ -457,11 +468,12 @@ def _column_pass(
     (square roots of the Gram diagonals) and the stored coordinates. The averaged view's Gram is
     A G Aᵀ of the raw one, exactly.
 
-    On the CPU the columns of each layer are split between torch.get_num_threads() single-threaded
-    workers that run their operations side by side (sorts, logs, BLAS tiles): operations this small
-    scale poorly over intra-op threads, which meet at every operation's barrier. The main thread is
-    one of the workers (it reuses the memory the gradient pass freed; glibc keeps an arena per
-    thread) and takes each layer's spectra while the others scan the next layer."""
+    On the CPU, torch.get_num_threads() single-threaded workers take chunks of columns from one queue
+    and run their operations side by side (sorts, logs, BLAS tiles): operations this small scale
+    poorly over intra-op threads, which meet at every operation's barrier. Each worker sums the Gram
+    matrices of the chunks it took, per layer; the main thread finishes the layers in order (sums the
+    workers' Grams, takes the spectra) while the workers scan up to LAYERS_IN_FLIGHT layers ahead, so
+    nobody waits at a layer's end and at most that many layers' Grams are held."""
     workers = torch.get_num_threads() if device.type == "cpu" else 1
     # per worker: a third of its share for the float32 slab, the rest for a block's working set (u,
     # and per view its values and those of its null with their logs and cumulative sums, float64)
@@ -486,7 +498,8 @@ def _column_pass(
         for v in views
     }
 
-    def finish_layer(i: int, layer: Layer, parts: list[dict[str | None, torch.Tensor]]) -> None:
+    def finish_layer(i: int, layer: Layer) -> None:
+        parts = [sc.grams.pop(layer.name) for sc in scanners if layer.name in sc.grams]
         grams = {k: _symmetric_sum([part[k] for part in parts]) for k in parts[0]}
         for v, spec in views.items():
             if spec is None:
@@ -508,21 +521,36 @@ def _column_pass(
             _Scanner(fd, p, d, layers, views, out, widths, coord_idx, split_seed, device)
             for _ in range(workers)
         ]
-        with ThreadPoolExecutor(
-            max(1, workers - 1), initializer=torch.set_num_threads, initargs=(1,)
-        ) as pool:
-            previous = None
-            for i, layer in enumerate(layers):
-                bounds = np.linspace(layer.start, layer.stop, workers + 1).astype(int).tolist()
-                futures = [
-                    pool.submit(sc.scan, layer, a, b)
-                    for sc, a, b in zip(scanners[1:], bounds[1:-1], bounds[2:], strict=True)
-                ]
-                if previous is not None:
-                    finish_layer(*previous)
-                parts = [scanners[0].scan(layer, bounds[0], bounds[1])]
-                previous = (i, layer, parts + [f.result() for f in futures])
-            finish_layer(*previous)
+        idle, local = queue.SimpleQueue(), threading.local()
+        for sc in scanners:
+            idle.put(sc)
+
+        def start_worker() -> None:
+            torch.set_num_threads(1)
+            local.scanner = idle.get()
+
+        def scan(layer: Layer, a: int, b: int) -> None:
+            local.scanner.scan(layer, a, b)
+
+        with ThreadPoolExecutor(workers, initializer=start_worker) as pool:
+            try:
+                pending: list[list[Future]] = []
+                for i, layer in enumerate(layers + [None] * LAYERS_IN_FLIGHT):
+                    if layer is not None:
+                        pending.append(
+                            [
+                                pool.submit(scan, layer, a, b)
+                                for a, b in _chunks(layer, workers, slab)
+                            ]
+                        )
+                    if i >= LAYERS_IN_FLIGHT:
+                        done = i - LAYERS_IN_FLIGHT
+                        for f in pending[done]:
+                            f.result()
+                        finish_layer(done, layers[done])
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
         for st in out.values():
             st["spectra"][ALL] = _spectrum(st["gram_all"], p)
             st["gram_all"] = (st["gram_all"] / (p - 1)).cpu().numpy()
@@ -533,6 +561,14 @@ def _column_pass(
         st["pooled"] = _merged([sc.pooled[v] for sc in scanners])
         st["null"] = _merged([sc.null[v] for sc in scanners])
     return out
+
+
+def _chunks(layer: Layer, workers: int, slab: int) -> list[tuple[int, int]]:
+    """A layer's columns in CHUNKS_PER_WORKER pieces per worker, none narrower than a slab, so that
+    the workers' loads even out."""
+    n = max(1, min(CHUNKS_PER_WORKER * workers, layer.numel // slab))
+    bounds = np.linspace(layer.start, layer.stop, n + 1).astype(int).tolist()
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def _merged(parts: list[dict[str, PooledStream]]) -> dict[str, PooledStream]:
