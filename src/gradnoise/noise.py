@@ -41,7 +41,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,8 +59,8 @@ log = logging.getLogger(__name__)
 
 NULL_TILE = 256  # columns per separately seeded tile of the Gaussian null's draws
 GRAM_TILE = 64  # rows per tile of the Gram products
-# layers the column pass's workers scan ahead of the one being finished (more holds more P × P Grams
-# and was no faster, measured at P = 1,000)
+# layers queued for the column pass's workers beyond the one being finished (more holds more P × P
+# Grams and was no faster, measured at P = 1,000)
 LAYERS_IN_FLIGHT = 1
 CHUNKS_PER_WORKER = 4  # column chunks per worker and layer
 
@@ -468,12 +467,13 @@ def _column_pass(
     (square roots of the Gram diagonals) and the stored coordinates. The averaged view's Gram is
     A G Aᵀ of the raw one, exactly.
 
-    On the CPU, torch.get_num_threads() single-threaded workers take chunks of columns from one queue
-    and run their operations side by side (sorts, logs, BLAS tiles): operations this small scale
-    poorly over intra-op threads, which meet at every operation's barrier. Each worker sums the Gram
-    matrices of the chunks it took, per layer; the main thread finishes the layers in order (sums the
-    workers' Grams, takes the spectra) while the workers scan up to LAYERS_IN_FLIGHT layers ahead, so
-    nobody waits at a layer's end and at most that many layers' Grams are held."""
+    On the CPU, torch.get_num_threads() single-threaded workers (the main thread one of them) take
+    chunks of columns from one queue and run their operations side by side (sorts, logs, BLAS
+    tiles): operations this small scale poorly over intra-op threads, which meet at every
+    operation's barrier. Each worker sums the Gram matrices of the chunks it took, per layer; the
+    main thread finishes the layers in order (sums the workers' Grams, takes the spectra) while the
+    queue holds the next LAYERS_IN_FLIGHT layers, so nobody waits at a layer's end and only that
+    many more layers' Grams are held."""
     workers = torch.get_num_threads() if device.type == "cpu" else 1
     # per worker: a third of its share for the float32 slab, the rest for a block's working set (u,
     # and per view its values and those of its null with their logs and cumulative sums, float64)
@@ -521,36 +521,18 @@ def _column_pass(
             _Scanner(fd, p, d, layers, views, out, widths, coord_idx, split_seed, device)
             for _ in range(workers)
         ]
-        idle, local = queue.SimpleQueue(), threading.local()
-        for sc in scanners:
-            idle.put(sc)
-
-        def start_worker() -> None:
-            torch.set_num_threads(1)
-            local.scanner = idle.get()
-
-        def scan(layer: Layer, a: int, b: int) -> None:
-            local.scanner.scan(layer, a, b)
-
-        with ThreadPoolExecutor(workers, initializer=start_worker) as pool:
-            try:
-                pending: list[list[Future]] = []
-                for i, layer in enumerate(layers + [None] * LAYERS_IN_FLIGHT):
-                    if layer is not None:
-                        pending.append(
-                            [
-                                pool.submit(scan, layer, a, b)
-                                for a, b in _chunks(layer, workers, slab)
-                            ]
-                        )
-                    if i >= LAYERS_IN_FLIGHT:
-                        done = i - LAYERS_IN_FLIGHT
-                        for f in pending[done]:
-                            f.result()
-                        finish_layer(done, layers[done])
-            except BaseException:
-                pool.shutdown(cancel_futures=True)
-                raise
+        work = _ChunkQueue(scanners)
+        try:
+            for layer in layers[:LAYERS_IN_FLIGHT]:
+                work.submit(layer, _chunks(layer, workers, slab))
+            for i, layer in enumerate(layers):
+                if i + LAYERS_IN_FLIGHT < len(layers):
+                    ahead = layers[i + LAYERS_IN_FLIGHT]
+                    work.submit(ahead, _chunks(ahead, workers, slab))
+                work.wait(layer)
+                finish_layer(i, layer)
+        finally:
+            work.close()
         for st in out.values():
             st["spectra"][ALL] = _spectrum(st["gram_all"], p)
             st["gram_all"] = (st["gram_all"] / (p - 1)).cpu().numpy()
@@ -561,6 +543,73 @@ def _column_pass(
         st["pooled"] = _merged([sc.pooled[v] for sc in scanners])
         st["null"] = _merged([sc.null[v] for sc in scanners])
     return out
+
+
+class _ChunkQueue:
+    """The column pass's work: chunks of columns on one queue, scanned by one thread per scanner but
+    the first, and by the main thread with the first scanner while it waits for a layer. (The main
+    thread works rather than waits: it reuses the memory the gradient pass freed, where another
+    thread would grow an arena of its own; glibc keeps one per thread.)"""
+
+    def __init__(self, scanners: list[_Scanner]) -> None:
+        self.tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self.left: dict[str, int] = {}
+        self.done: dict[str, threading.Event] = {}
+        self.lock = threading.Lock()
+        self.error: BaseException | None = None
+        self.main = scanners[0]
+        self.threads = [threading.Thread(target=self._work, args=(sc,)) for sc in scanners[1:]]
+        for t in self.threads:
+            t.start()
+
+    def submit(self, layer: Layer, chunks: list[tuple[int, int]]) -> None:
+        self.left[layer.name] = len(chunks)
+        self.done[layer.name] = threading.Event()
+        for a, b in chunks:
+            self.tasks.put((layer, a, b))
+
+    def wait(self, layer: Layer) -> None:
+        """Until every chunk of `layer` is scanned, scanning queued chunks (of any layer) meanwhile;
+        a worker's error is raised here."""
+        done = self.done[layer.name]
+        while not done.is_set() and self.error is None:
+            try:
+                task = self.tasks.get_nowait()
+            except queue.Empty:
+                done.wait()
+                break
+            self._run(self.main, task)
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Drop the chunks not started (after an error) and end the worker threads."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.tasks.get_nowait()
+        for _ in self.threads:
+            self.tasks.put(None)
+        for t in self.threads:
+            t.join()
+
+    def _work(self, scanner: _Scanner) -> None:
+        torch.set_num_threads(1)
+        while (task := self.tasks.get()) is not None:
+            self._run(scanner, task)
+
+    def _run(self, scanner: _Scanner, task: tuple[Layer, int, int]) -> None:
+        layer, a, b = task
+        try:
+            scanner.scan(layer, a, b)
+        except BaseException as err:  # handed to the main thread, which raises it
+            self.error = self.error or err
+            for event in list(self.done.values()):
+                event.set()
+            return
+        with self.lock:
+            self.left[layer.name] -= 1
+            if self.left[layer.name] == 0:
+                self.done[layer.name].set()
 
 
 def _chunks(layer: Layer, workers: int, slab: int) -> list[tuple[int, int]]:
