@@ -20,6 +20,7 @@ from gradnoise.io import InputError, read_parquet, write_parquet
 from gradnoise.models import build_model
 from gradnoise.noise import (
     ALL,
+    MICRO_BATCH,
     NULL_TILE,
     GaussianColumns,
     NoiseSettings,
@@ -216,16 +217,18 @@ def test_pooled_stream_block_sums_match_the_flattened_rows(p, row_len, width):
     _assert_stream_matches(stream, x.numpy())
 
 
-@pytest.mark.parametrize("name", ["lenet", "vgg11"])
-def test_channels_last_gradients_are_those_of_the_model_as_given(name):
-    """The gradient pass runs max-pooling nets channels-last (VGG-11 with batch norm too): the same
-    gradients, flattened in the parameters' logical order, as loss.backward() on the caller's
-    (untouched) model."""
+@pytest.mark.parametrize("name", ["mlp", "lenet", "vgg11"])
+def test_the_gradient_pass_gives_the_gradients_of_the_model_as_given(name, workers):
+    """The gradient pass (max-pooling nets channels-last, VGG-11 with batch norm too; minibatches of
+    MICRO_BATCH + 8 examples in two micro-batches; one worker or three side by side) gives, in order
+    and flattened in the parameters' logical order, the gradients of loss.backward() on whole
+    minibatches of the caller's (untouched) model."""
     torch.manual_seed(0)
-    shape = (1, 28, 28) if name == "lenet" else (3, 32, 32)
+    shape = (1, 28, 28) if name != "vgg11" else (3, 32, 32)
     model = build_model({"name": name}, shape, 10).eval()
-    x, y = torch.randn(12, *shape), torch.randint(0, 10, (12,))
-    batches = minibatches(len(y), 4, None, "reference", 0)
+    batch = MICRO_BATCH + 8
+    x, y = torch.randn(4 * batch, *shape), torch.randint(0, 10, (4 * batch,))
+    batches = minibatches(len(y), batch, None, "reference", 0)
     streamed = torch.stack(list(minibatch_gradients(model, x, y, batches)))
     expected = []
     for idx in batches:
@@ -234,9 +237,11 @@ def test_channels_last_gradients_are_those_of_the_model_as_given(name):
         expected.append(torch.cat([q.grad.reshape(-1) for q in model.parameters()]))
     expected = torch.stack(expected)
     assert all(q.is_contiguous() for q in model.parameters())
-    scale = expected.abs().amax(dim=1, keepdim=True)
-    assert torch.all((streamed - expected).abs() <= 1e-4 * scale)
-    assert torch.corrcoef(torch.stack([streamed.reshape(-1), expected.reshape(-1)]))[0, 1] > 0.9999
+    # float32 rounding (measured ≤ 1e-6 for the MLP and LeNet); in VGG-11 a rounding can move a max
+    # pool's argmax, which reroutes a few gradients (measured ≤ 2e-3); a wrong weighting or order of
+    # the micro-batches or parameters is off by O(1)
+    relative = (streamed - expected).norm(dim=1) / expected.norm(dim=1)
+    assert torch.all(relative <= (5e-3 if name == "vgg11" else 1e-5))
 
 
 def test_null_draws_do_not_depend_on_the_column_blocks():

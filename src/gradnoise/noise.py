@@ -40,7 +40,9 @@ import queue
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,7 @@ log = logging.getLogger(__name__)
 
 NULL_TILE = 256  # columns per separately seeded tile of the Gaussian null's draws
 GRAM_TILE = 64  # rows per tile of the Gram products
+MICRO_BATCH = 32  # most examples per forward/backward of the gradient pass on the CPU
 # layers queued for the column pass's workers beyond the one being finished (more holds more P × P
 # Grams and was no faster, measured at P = 1,000)
 LAYERS_IN_FLIGHT = 1
@@ -99,18 +102,48 @@ def minibatches(
 def minibatch_gradients(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, batches: list[torch.Tensor]
 ) -> Iterator[torch.Tensor]:
-    """g_k, flattened over all parameters in their logical order (float32, on the model's device),
-    in eval mode: the reference's per-batch gradient, one minibatch at a time on all intra-op threads.
-    Runs on a copy of the model in its fastest memory layout (``models.fastest_memory_format``)."""
+    """g_k, in order, flattened over all parameters in their logical order (float32, on the model's
+    device), in eval mode: the reference's per-batch gradient. Runs on a copy of the model in its
+    fastest memory layout (``models.fastest_memory_format``). On the CPU, torch.get_num_threads()
+    single-threaded workers take one minibatch each, side by side, each in even micro-batches of at
+    most MICRO_BATCH examples: in eval mode no example's output depends on another's, so g_k is the
+    size-weighted sum of its micro-batches' gradients (the same to float32 rounding). Measured on
+    the small AlexNet, B = 100, 2 cores: 1.81 s per 100 minibatches and +47 MiB, against 2.07 s and
+    +50 MiB for whole minibatches one at a time on both intra-op threads (whose operations are too
+    small to split well), 1.88 s and +58 MiB for halves. The GPU takes each minibatch whole."""
     model.eval()
     layout = fastest_memory_format(model, x.device)
     if layout is not torch.contiguous_format:
         model = copy.deepcopy(model).to(memory_format=layout)
     params = list(model.parameters())
-    for idx in batches:
+    cpu = x.device.type == "cpu"
+    workers = torch.get_num_threads() if cpu else 1
+
+    def gradient(idx: torch.Tensor) -> torch.Tensor:
         idx = idx.to(x.device)
-        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-        yield torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
+        parts = -(-len(idx) // MICRO_BATCH) if cpu else 1
+        total = None
+        for part in idx.tensor_split(parts):
+            loss = nn.functional.cross_entropy(model(x[part]), y[part]) * (len(part) / len(idx))
+            g = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
+            total = g if total is None else total.add_(g)
+        return total
+
+    if workers == 1:
+        yield from map(gradient, batches)
+        return
+    threads = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            pending: deque[Future] = deque()
+            for idx in batches:  # at most one minibatch per worker in flight
+                if len(pending) == workers:
+                    yield pending.popleft().result()
+                pending.append(pool.submit(gradient, idx))
+            while pending:
+                yield pending.popleft().result()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def adam_preconditioner(
