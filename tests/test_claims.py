@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from tables import tails_row
 
 from gradnoise.claims import ClaimSettings, arm_pairs, evaluate_claims
 from gradnoise.stats import (
@@ -97,40 +98,31 @@ def _tails(alpha, er=None, seeds=SEEDS, steps=(0, 200, 1000), arms=ARMS) -> pd.D
                             ("train", "fc.weight", 0.3),
                         ):
                             rows.append(
-                                dict(
-                                    experiment="e",
+                                tails_row(
                                     arm=arm,
                                     optimizer=opt,
                                     seed=seed,
                                     step=step,
-                                    status="ok",
                                     split=split,
                                     view=view,
                                     layer=layer,
-                                    quantity="alpha",
                                     estimator=est,
                                     value=v,
                                     null_value=null,
-                                    note=None,
                                 )
                             )
                     if er is not None and view in ("raw", "preconditioned"):
                         rows.append(
-                            dict(
-                                experiment="e",
+                            tails_row(
                                 arm=arm,
                                 optimizer=opt,
                                 seed=seed,
                                 step=step,
-                                status="ok",
-                                split="train",
                                 view=view,
-                                layer="__all__",
                                 quantity="effective_rank",
                                 estimator="gram",
                                 value=er(arm, view) * (1 + JITTER[seed]),
                                 null_value=math.nan,
-                                note=None,
                             )
                         )
     return pd.DataFrame(rows)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from tables import tails_row
 
 from gradnoise.claims import ClaimSettings
 from gradnoise.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
@@ -94,20 +95,14 @@ def _alpha_row(
     arm: str, optimizer: str, seed: int, step: int, estimator: str, value: float
 ) -> dict:
     """One tails-table row: the whole network's α of the raw training noise, its null at 2."""
-    return dict(
+    return tails_row(
         arm=arm,
         optimizer=optimizer,
         seed=seed,
         step=step,
-        status="ok",
-        split="train",
-        view="raw",
-        layer="__all__",
-        quantity="alpha",
         estimator=estimator,
         value=value,
         null_value=2.0,
-        note=None,
     )
 
 

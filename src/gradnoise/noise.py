@@ -17,9 +17,9 @@ How it streams: one gradient pass writes each g_k (float32, row-major) to a scra
 does nothing else. One read of that file, in P × c column blocks within a layer (every block holds all
 P values of its coordinates, so ḡ, u, variances and order statistics are exact), then gives every
 statistic: the P × P Gram matrices (float32 products, summed in float64) per layer and of the whole
-network (their diagonals are the layer norms), per-coordinate variances and robust scales, the stored coordinates, and the row-major
-pooled statistics of the reference estimator, whose block structure is known in advance: each block
-adds, row by row, the pieces of the K1-blocks that cross it. The Gaussian null is drawn in seeded
+network (their diagonals are the layer norms), per-coordinate variances and robust scales, the stored
+coordinates, and the row-major pooled statistics of the reference estimator, whose block structure is
+known in advance: each block adds, row by row, the pieces of the K1-blocks that cross it. The Gaussian null is drawn in seeded
 column tiles, so it is streamed the same way. Memory: a few D-vectors, a few P × c blocks per worker
 and the P × P Grams of two layers per worker; the gradients are computed once, as in the reference,
 channels-last where that is faster (``models.fastest_memory_format``). Nothing is accumulated during the
@@ -117,7 +117,8 @@ def minibatch_gradients(
         model = copy.deepcopy(model).to(memory_format=layout)
     params = list(model.parameters())
     cpu = x.device.type == "cpu"
-    workers = torch.get_num_threads() if cpu else 1
+    threads = torch.get_num_threads()
+    workers = threads if cpu else 1
 
     def gradient(idx: torch.Tensor) -> torch.Tensor:
         idx = idx.to(x.device)
@@ -132,7 +133,6 @@ def minibatch_gradients(
     if workers == 1:
         yield from map(gradient, batches)
         return
-    threads = torch.get_num_threads()
     try:
         with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
             pending: deque[Future] = deque()
@@ -415,7 +415,8 @@ class _Scanner:
     """One worker's share of the column pass: every statistic of the column ranges it is given, read
     from the spill file in P × c blocks. Per-coordinate results go straight into the shared outputs
     (each worker writes its own columns); the pooled streams are the worker's own and are summed over
-    workers at the end; the Gram matrices of a range are returned to be summed per layer."""
+    workers at the end; the Gram matrices are the worker's own per layer, summed over workers when
+    the layer is finished."""
 
     def __init__(self, fd, p, d, layers, views, out, widths, coord_idx, split_seed, device) -> None:
         self.fd, self.p, self.d, self.views, self.out = fd, p, d, views, out
