@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
 import logging
 import math
 import os
@@ -51,6 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gradnoise.allocator import reused_step_memory
 from gradnoise.estimators import EPS, IQR_PER_STD, ref_k1
 from gradnoise.io import ALL, NOISE_SAMPLES_SCHEMA, NOISE_STATS_SCHEMA
 from gradnoise.models import build_model, fastest_memory_format
@@ -61,7 +61,10 @@ log = logging.getLogger(__name__)
 
 NULL_TILE = 256  # columns per separately seeded tile of the Gaussian null's draws
 GRAM_TILE = 64  # rows per tile of the Gram products
-MICRO_BATCH = 32  # most examples per forward/backward of the gradient pass on the CPU
+MICRO_BATCH = 50  # most examples per forward/backward of the gradient pass on the CPU
+# bytes that the gradient pass's heaps serve and keep from one minibatch to the next
+# (``allocator.reused_step_memory``): the small AlexNet's activations at MICRO_BATCH examples
+STEP_MEMORY = 16 * 2**20
 # layers queued for the column pass's workers beyond the one being finished (more holds more P × P
 # Grams and was no faster, measured at P = 1,000)
 LAYERS_IN_FLIGHT = 1
@@ -108,9 +111,11 @@ def minibatch_gradients(
     single-threaded workers take one minibatch each, side by side, each in even micro-batches of at
     most MICRO_BATCH examples: in eval mode no example's output depends on another's, so g_k is the
     size-weighted sum of its micro-batches' gradients (the same to float32 rounding). Measured on
-    the small AlexNet, B = 100, 2 cores: 1.81 s per 100 minibatches and +47 MiB, against 2.07 s and
-    +50 MiB for whole minibatches one at a time on both intra-op threads (whose operations are too
-    small to split well), 1.88 s and +58 MiB for halves. The GPU takes each minibatch whole."""
+    the small AlexNet, B = 100, 2 cores, with the heaps keeping a step's memory (as
+    ``sample_split`` runs it): 1.55 s per 100 minibatches for halves, 1.65 s for quarters, 1.5 s but
+    +35 MiB more for whole minibatches, and 2.3 s for whole minibatches one at a time on both
+    intra-op threads (whose operations are too small to split well). The GPU takes each minibatch
+    whole."""
     model.eval()
     layout = fastest_memory_format(model, x.device)
     if layout is not torch.contiguous_format:
@@ -303,11 +308,10 @@ def sample_split(
     with tempfile.TemporaryDirectory(prefix="gradnoise-", dir=scratch_dir) as tmp:
         spill = Path(tmp) / "gradients.f32"
         start = time.perf_counter()
-        with open(spill, "wb") as f:
+        with reused_step_memory(STEP_MEMORY, STEP_MEMORY), open(spill, "wb") as f:
             for g in minibatch_gradients(model, x, y, batches):
                 f.write(g.cpu().numpy())
         middle = time.perf_counter()
-        _release_free_memory()
         stats = _column_pass(
             spill, p, d, layers, views, settings.chunk_mb, coord_idx, split_seed, device
         )
@@ -319,14 +323,6 @@ def sample_split(
         time.perf_counter() - middle,
     )
     return {"P": p, "D": d, "layers": layers, "coord_index": coord_idx, "views": stats}
-
-
-def _release_free_memory() -> None:
-    """Give the memory the gradient pass freed back to the OS (glibc's malloc_trim), so that the
-    column pass's threads, which allocate from their own arenas, do not add their working sets to
-    it: the peak is then that of the gradient pass. A no-op without glibc."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _read_block(fd: int, p: int, d: int, start: int, stop: int) -> torch.Tensor:
@@ -547,32 +543,34 @@ def _column_pass(
             st["norms"][:, i] = gram.diagonal().sqrt().cpu().numpy()
             st["gram_all"] += gram
 
-    threads = torch.get_num_threads()
-    fd = os.open(spill, os.O_RDONLY)
-    torch.set_num_threads(1)
-    try:
-        scanners = [
-            _Scanner(fd, p, d, layers, views, out, widths, coord_idx, split_seed, device)
-            for _ in range(workers)
-        ]
-        work = _ChunkQueue(scanners)
+    # the slab is a block's largest allocation; a worker's blocks are a few slabs' worth
+    with reused_step_memory(4 * p * slab, 4 * p * slab):
+        threads = torch.get_num_threads()
+        fd = os.open(spill, os.O_RDONLY)
+        torch.set_num_threads(1)
         try:
-            for layer in layers[:LAYERS_IN_FLIGHT]:
-                work.submit(layer, _chunks(layer, workers, slab))
-            for i, layer in enumerate(layers):
-                if i + LAYERS_IN_FLIGHT < len(layers):
-                    ahead = layers[i + LAYERS_IN_FLIGHT]
-                    work.submit(ahead, _chunks(ahead, workers, slab))
-                work.wait(layer)
-                finish_layer(i, layer)
+            scanners = [
+                _Scanner(fd, p, d, layers, views, out, widths, coord_idx, split_seed, device)
+                for _ in range(workers)
+            ]
+            work = _ChunkQueue(scanners)
+            try:
+                for layer in layers[:LAYERS_IN_FLIGHT]:
+                    work.submit(layer, _chunks(layer, workers, slab))
+                for i, layer in enumerate(layers):
+                    if i + LAYERS_IN_FLIGHT < len(layers):
+                        ahead = layers[i + LAYERS_IN_FLIGHT]
+                        work.submit(ahead, _chunks(ahead, workers, slab))
+                    work.wait(layer)
+                    finish_layer(i, layer)
+            finally:
+                work.close()
+            for st in out.values():
+                st["spectra"][ALL] = _spectrum(st["gram_all"], p)
+                st["gram_all"] = (st["gram_all"] / (p - 1)).cpu().numpy()
         finally:
-            work.close()
-        for st in out.values():
-            st["spectra"][ALL] = _spectrum(st["gram_all"], p)
-            st["gram_all"] = (st["gram_all"] / (p - 1)).cpu().numpy()
-    finally:
-        torch.set_num_threads(threads)
-        os.close(fd)
+            torch.set_num_threads(threads)
+            os.close(fd)
     for v, st in out.items():
         st["pooled"] = _merged([sc.pooled[v] for sc in scanners])
         st["null"] = _merged([sc.null[v] for sc in scanners])
