@@ -62,8 +62,9 @@ log = logging.getLogger(__name__)
 NULL_TILE = 256  # columns per separately seeded tile of the Gaussian null's draws
 GRAM_TILE = 64  # rows per tile of the Gram products
 MICRO_BATCH = 50  # most examples per forward/backward of the gradient pass on the CPU
-# bytes that the gradient pass's heaps serve and keep from one minibatch to the next
-# (``allocator.reused_step_memory``): the small AlexNet's activations at MICRO_BATCH examples
+# largest allocation that the gradient pass's heaps serve and keep for the next minibatch
+# (``allocator.reused_step_memory``), and the activations' share of what they keep: the small
+# AlexNet's at MICRO_BATCH examples
 STEP_MEMORY = 16 * 2**20
 # layers queued for the column pass's workers beyond the one being finished (more holds more P × P
 # Grams and was no faster, measured at P = 1,000)
@@ -104,18 +105,21 @@ def minibatches(
 
 def minibatch_gradients(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, batches: list[torch.Tensor]
-) -> Iterator[torch.Tensor]:
-    """g_k, in order, flattened over all parameters in their logical order (float32, on the model's
-    device), in eval mode: the reference's per-batch gradient. Runs on a copy of the model in its
-    fastest memory layout (``models.fastest_memory_format``). On the CPU, torch.get_num_threads()
-    single-threaded workers take one minibatch each, side by side, each in even micro-batches of at
-    most MICRO_BATCH examples: in eval mode no example's output depends on another's, so g_k is the
-    size-weighted sum of its micro-batches' gradients (the same to float32 rounding). Measured on
-    the small AlexNet, B = 100, 2 cores, with the heaps keeping a step's memory (as
-    ``sample_split`` runs it): 1.55 s per 100 minibatches for halves, 1.65 s for quarters, 1.5 s but
-    +35 MiB more for whole minibatches, and 2.3 s for whole minibatches one at a time on both
-    intra-op threads (whose operations are too small to split well). The GPU takes each minibatch
-    whole."""
+) -> Iterator[list[torch.Tensor]]:
+    """g_k, in order, as one flat float32 piece per parameter in the parameters' logical order (their
+    concatenation is g_k; on the model's device), in eval mode: the reference's per-batch gradient.
+    Pieces, not the flat g_k: a large network's g_k is above the largest allocation glibc serves
+    from its heaps (ResNet-18: 45 MB against 32 MiB), so every step would map it and fault it in
+    afresh (measured, ResNet-18, B = 4, one thread: 1.43× the time per minibatch). Runs on a copy of
+    the model in its fastest memory layout (``models.fastest_memory_format``). On the CPU,
+    torch.get_num_threads() single-threaded workers take one minibatch each, side by side, each in
+    even micro-batches of at most MICRO_BATCH examples: in eval mode no example's output depends on
+    another's, so g_k is the size-weighted sum of its micro-batches' gradients (the same to float32
+    rounding). Measured on the small AlexNet, B = 100, 2 cores, with the heaps keeping a step's
+    memory (as ``sample_split`` runs it): 1.55 s per 100 minibatches for halves, 1.65 s for quarters,
+    1.5 s but +35 MiB more for whole minibatches, and 2.3 s for whole minibatches one at a time on
+    both intra-op threads (whose operations are too small to split well). The GPU takes each
+    minibatch whole."""
     model.eval()
     layout = fastest_memory_format(model, x.device)
     if layout is not torch.contiguous_format:
@@ -125,14 +129,14 @@ def minibatch_gradients(
     threads = torch.get_num_threads()
     workers = threads if cpu else 1
 
-    def gradient(idx: torch.Tensor) -> torch.Tensor:
+    def gradient(idx: torch.Tensor) -> list[torch.Tensor]:
         idx = idx.to(x.device)
         parts = -(-len(idx) // MICRO_BATCH) if cpu else 1
-        total = None
+        total: list[torch.Tensor] = []
         for part in idx.tensor_split(parts):
             loss = nn.functional.cross_entropy(model(x[part]), y[part]) * (len(part) / len(idx))
-            g = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
-            total = g if total is None else total.add_(g)
+            pieces = [g.reshape(-1) for g in torch.autograd.grad(loss, params)]
+            total = [t.add_(g) for t, g in zip(total, pieces, strict=True)] if total else pieces
         return total
 
     if workers == 1:
@@ -308,9 +312,11 @@ def sample_split(
     with tempfile.TemporaryDirectory(prefix="gradnoise-", dir=scratch_dir) as tmp:
         spill = Path(tmp) / "gradients.f32"
         start = time.perf_counter()
-        with reused_step_memory(STEP_MEMORY, STEP_MEMORY), open(spill, "wb") as f:
-            for g in minibatch_gradients(model, x, y, batches):
-                f.write(g.cpu().numpy())
+        # a step's working set: its activations and its gradients (a micro-batch's and their sum)
+        with reused_step_memory(STEP_MEMORY, STEP_MEMORY + 2 * 4 * d), open(spill, "wb") as f:
+            for pieces in minibatch_gradients(model, x, y, batches):
+                for piece in pieces:
+                    f.write(piece.cpu().numpy())
         middle = time.perf_counter()
         stats = _column_pass(
             spill, p, d, layers, views, settings.chunk_mb, coord_idx, split_seed, device
