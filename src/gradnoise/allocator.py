@@ -21,8 +21,6 @@ M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
 DEFAULT_THRESHOLD = 128 * 1024  # glibc's initial value of both
 MMAP_CEILING = 32 * 2**20  # glibc's largest mmap threshold on 64-bit systems
-# what a training loop's heaps keep: a step's working set, whose peak a training job reaches anyway
-TRAINING_KEEP = 4 * MMAP_CEILING
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -54,3 +52,9 @@ def reused_step_memory(largest: int, keep: int) -> Iterator[None]:
         libc.mallopt(M_MMAP_THRESHOLD, DEFAULT_THRESHOLD)
         libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_THRESHOLD)
         libc.malloc_trim(0)
+
+
+def training_step_memory() -> contextlib.AbstractContextManager[None]:
+    """``reused_step_memory`` for a training loop: glibc's largest mmap threshold, and heaps that
+    keep up to four times that, a step's working set (a training job reaches that peak anyway)."""
+    return reused_step_memory(MMAP_CEILING, 4 * MMAP_CEILING)

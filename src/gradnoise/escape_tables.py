@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from gradnoise.allocator import MMAP_CEILING, TRAINING_KEEP, reused_step_memory
+from gradnoise.allocator import training_step_memory
 from gradnoise.arms import Training
 from gradnoise.escape import (
     InjectedNoise,
@@ -148,7 +148,7 @@ def slopes_table(sweeps: pd.DataFrame, level: float = 0.95) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=ESCAPE_SLOPES_SCHEMA)
 
 
-@reused_step_memory(MMAP_CEILING, TRAINING_KEEP)
+@training_step_memory()
 def minimum_table(s: dict[str, Any], checkpoint: dict[str, Any], device: torch.device) -> pa.Table:
     """Escape from one run's final checkpoint (settings ``s``: the run, its training settings, data
     set, model, the ``minima`` settings and the base seed): one row per (lr scale, radius). A

@@ -13,19 +13,20 @@ Views (DESIGN.md §3):
   As a matrix, a = A u with A circulant (``averaging_matrix``); streamed as a circular convolution
   along the samples (FFT), and its Gram matrix is A G Aᵀ of the raw one.
 
-How it streams: one gradient pass writes each g_k (float32, row-major) to a scratch file in $TMPDIR and
-does nothing else. One read of that file, in P × c column blocks within a layer (every block holds all
-P values of its coordinates, so ḡ, u, variances and order statistics are exact), then gives every
-statistic: the P × P Gram matrices (float32 products, summed in float64) per layer and of the whole
-network (their diagonals are the layer norms), per-coordinate variances and robust scales, the stored
-coordinates, and the row-major pooled statistics of the reference estimator, whose block structure is
-known in advance: each block adds, row by row, the pieces of the K1-blocks that cross it. The Gaussian null is drawn in seeded
-column tiles, so it is streamed the same way. Memory: a few D-vectors, a few P × c blocks per worker
-and the P × P Grams of two layers per worker; the gradients are computed once, as in the reference,
-channels-last where that is faster (``models.fastest_memory_format``). Nothing is accumulated during the
-gradient pass on purpose: work there contends with the backward passes for the same cores (measured:
-a statistics thread beside a 2-thread backward slowed it 3×), and every statistic but the sums needs
-ḡ, hence all P gradients.
+How it streams: one gradient pass writes each g_k (float32, row-major) to a scratch file in $TMPDIR
+and does nothing else. One read of that file, in P × c column blocks within a layer (every block
+holds all P values of its coordinates, so ḡ, u, variances and order statistics are exact), then gives
+every statistic: the P × P Gram matrices (float32 products, summed in float64) per layer and of the
+whole network (their diagonals are the layer norms), per-coordinate variances and robust scales, the
+stored coordinates, and the row-major pooled statistics of the reference estimator, whose block
+structure is known in advance: each block adds, row by row, the pieces of the K1-blocks that cross
+it. The Gaussian null is drawn in seeded column tiles, so it is streamed the same way. Memory: a few
+D-vectors, a few P × c blocks per worker and the P × P Grams of two layers per worker; the gradients
+are computed once, as in the reference, channels-last where that is faster
+(``models.fastest_memory_format``), with the heaps keeping a step's memory
+(``allocator.reused_step_memory``). Nothing is accumulated during the gradient pass on purpose: work
+there contends with the backward passes for the same cores (measured: a statistics thread beside a
+2-thread backward slowed it 3×), and every statistic but the sums needs ḡ, hence all P gradients.
 """
 
 from __future__ import annotations
@@ -550,44 +551,50 @@ def _column_pass(
             st["gram_all"] += gram
 
     # the slab is a block's largest allocation; a worker's blocks are a few slabs' worth
-    with reused_step_memory(4 * p * slab, 4 * p * slab):
-        threads = torch.get_num_threads()
-        fd = os.open(spill, os.O_RDONLY)
-        torch.set_num_threads(1)
-        try:
-            scanners = [
-                _Scanner(fd, p, d, layers, views, out, widths, coord_idx, split_seed, device)
-                for _ in range(workers)
-            ]
-            work = _ChunkQueue(scanners)
-            try:
-                for layer in layers[:LAYERS_IN_FLIGHT]:
-                    work.submit(layer, _chunks(layer, workers, slab))
-                for i, layer in enumerate(layers):
-                    if i + LAYERS_IN_FLIGHT < len(layers):
-                        ahead = layers[i + LAYERS_IN_FLIGHT]
-                        work.submit(ahead, _chunks(ahead, workers, slab))
-                    work.wait(layer)
-                    finish_layer(i, layer)
-            finally:
-                work.close()
-            for st in out.values():
-                st["spectra"][ALL] = _spectrum(st["gram_all"], p)
-                st["gram_all"] = (st["gram_all"] / (p - 1)).cpu().numpy()
-        finally:
-            torch.set_num_threads(threads)
-            os.close(fd)
+    with (
+        reused_step_memory(4 * p * slab, 4 * p * slab),
+        _one_torch_thread(),
+        open(spill, "rb", buffering=0) as f,
+    ):
+        scanners = [
+            _Scanner(f.fileno(), p, d, layers, views, out, widths, coord_idx, split_seed, device)
+            for _ in range(workers)
+        ]
+        with _ChunkQueue(scanners) as work:
+            for layer in layers[:LAYERS_IN_FLIGHT]:
+                work.submit(layer, _chunks(layer, workers, slab))
+            for i, layer in enumerate(layers):
+                if i + LAYERS_IN_FLIGHT < len(layers):
+                    ahead = layers[i + LAYERS_IN_FLIGHT]
+                    work.submit(ahead, _chunks(ahead, workers, slab))
+                work.wait(layer)
+                finish_layer(i, layer)
+        for st in out.values():
+            st["spectra"][ALL] = _spectrum(st["gram_all"], p)
+            st["gram_all"] = (st["gram_all"] / (p - 1)).cpu().numpy()
     for v, st in out.items():
         st["pooled"] = _merged([sc.pooled[v] for sc in scanners])
         st["null"] = _merged([sc.null[v] for sc in scanners])
     return out
 
 
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """The calling thread's torch operations on one thread, restored on exit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class _ChunkQueue:
     """The column pass's work: chunks of columns on one queue, scanned by one thread per scanner but
     the first, and by the main thread with the first scanner while it waits for a layer. (The main
     thread works rather than waits: it reuses the memory the gradient pass freed, where another
-    thread would grow an arena of its own; glibc keeps one per thread.)"""
+    thread would grow an arena of its own; glibc keeps one per thread.) A context manager: on exit,
+    ``close``."""
 
     def __init__(self, scanners: list[_Scanner]) -> None:
         self.tasks: queue.SimpleQueue = queue.SimpleQueue()
@@ -599,6 +606,12 @@ class _ChunkQueue:
         self.threads = [threading.Thread(target=self._work, args=(sc,)) for sc in scanners[1:]]
         for t in self.threads:
             t.start()
+
+    def __enter__(self) -> _ChunkQueue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def submit(self, layer: Layer, chunks: list[tuple[int, int]]) -> None:
         self.left[layer.name] = len(chunks)

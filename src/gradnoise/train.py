@@ -33,7 +33,7 @@ import pyarrow as pa
 import torch
 from tqdm import tqdm
 
-from gradnoise.allocator import MMAP_CEILING, TRAINING_KEEP, reused_step_memory
+from gradnoise.allocator import training_step_memory
 from gradnoise.arms import Training
 from gradnoise.augment import augment_batch
 from gradnoise.data import Dataset, background, load_dataset, random_label_copies
@@ -210,7 +210,7 @@ def load_init(path: str, settings: RunSettings) -> dict[str, Any]:
     return ckpt
 
 
-@reused_step_memory(MMAP_CEILING, TRAINING_KEEP)
+@training_step_memory()
 def train_run(settings: RunSettings, run_dir: str | Path, threads: int = 1, init: str = "") -> str:
     """Train and write ``history.parquet`` and ``checkpoints/step{k}.pt``; returns the run's status.
     `init`: the checkpoint whose weights start this run (an arm's ``init_from``)."""
