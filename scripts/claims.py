@@ -9,9 +9,9 @@ from pathlib import Path
 import _cli
 
 import pandas as pd
-import pyarrow as pa
 
-from gradnoise.claims import ClaimSettings, evaluate_claims
+from gradnoise.claims import evaluate_claims
+from gradnoise.claims_table import ClaimSettings, Row, decide_rows, to_arrow, to_markdown
 from gradnoise.io import (
     ESCAPE_MINIMA_SCHEMA,
     ESCAPE_SCHEMA,
@@ -23,7 +23,6 @@ from gradnoise.io import (
     tmp_path,
     write_parquet,
 )
-from gradnoise.stats import to_markdown
 from gradnoise.tails import TAILS_SCHEMA
 
 TITLES = {
@@ -33,22 +32,18 @@ TITLES = {
 }
 
 
-def evaluate(study: str, s: dict, args) -> pd.DataFrame:
-    """The study's claims table from the inputs given on the command line."""
+def evaluate(study: str, s: dict, args, cs: ClaimSettings) -> list[Row]:
+    """The study's claims rows from the inputs given on the command line."""
     runs = pd.concat(
         [read_parquet(f, schema=SHARPNESS_SCHEMA).to_pandas() for f in args.sharpness],
         ignore_index=True,
     )
     tails = read_parquet(args.tails, schema=TAILS_SCHEMA).to_pandas()
-    general = {k: v for k, v in s["claims"].items() if not isinstance(v, dict)}
-    cs = ClaimSettings(**general)
     if study == "optimizers":
         escape = read_parquet(args.escape, schema=ESCAPE_SCHEMA).to_pandas()
-        claims = evaluate_claims(tails, escape, runs, cs)
+        claims = evaluate_claims(tails, escape, runs, cs, s.get("hparams"))
         if args.escape_slopes:
-            claims = pd.concat(
-                [claims, escape_law_claims(s, args, runs, tails, escape, cs)], ignore_index=True
-            )
+            claims += escape_law_claims(s, args, runs, tails, escape, cs)
         return claims
     history, run_settings = read_histories(args.histories)
     runs = runs.merge(run_settings[["arm", "seed", "batch_size"]], on=["arm", "seed"])
@@ -66,7 +61,7 @@ def evaluate(study: str, s: dict, args) -> pd.DataFrame:
 
 def escape_law_claims(
     s: dict, args, runs: pd.DataFrame, tails: pd.DataFrame, simulated: pd.DataFrame, cs
-) -> pd.DataFrame:
+) -> list[Row]:
     """A1–A5 from the escape-law stage's tables."""
     from gradnoise.studies import escape_law
 
@@ -103,8 +98,9 @@ def main() -> None:
     args = p.parse_args()
     _cli.setup_logging()
     s = _cli.settings(args.settings)
-    claims = evaluate(s["study"], s, args)
-    write_parquet(pa.Table.from_pylist(claims.to_dict("records")), args.out_parquet, s)
+    cs = ClaimSettings(**{k: v for k, v in s["claims"].items() if not isinstance(v, dict)})
+    claims = decide_rows(evaluate(s["study"], s, args, cs), cs)
+    write_parquet(to_arrow(claims), args.out_parquet, s)
     text = to_markdown(claims, f"{TITLES[s['study']]} — experiment `{args.experiment}`")
     tmp = tmp_path(Path(args.out_md))
     tmp.write_text(text)

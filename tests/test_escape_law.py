@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from gradnoise.claims import ClaimSettings
+from gradnoise.claims_table import ClaimSettings, decide_rows
 from gradnoise.config import ConfigError, prepare_config
 from gradnoise.io import (
     ALL,
@@ -55,7 +55,7 @@ def _empty_tables(**tables: pd.DataFrame | None) -> list[pd.DataFrame]:
 
 def verdicts(claim: str, **tables: pd.DataFrame) -> list[str]:
     """The verdicts of one claim's rows, the other claims' tables empty."""
-    out = evaluate(*_empty_tables(**tables), ES, CS)
+    out = decide_rows(evaluate(*_empty_tables(**tables), ES, CS), CS)
     return out[out.claim == claim].verdict.tolist()
 
 
@@ -223,13 +223,20 @@ def test_a2_decides_the_law_by_chi2_only_where_the_other_law_fails():
     assert verdicts("A2") == [INCONCLUSIVE]
 
 
-def test_a3_needs_a_width_power_law_and_a_height_slope_inside_the_diffusion_band():
-    # band: height_fraction 0.25 × diffusion slope 10 = ±2.5
-    assert verdicts("A3", slopes=sas_slopes((1.4, 0.3), (0.2, 0.7))) == [SUPPORTED]
-    assert verdicts("A3", slopes=sas_slopes((1.4, 0.3), (9.0, 1.0))) == [NOT_SUPPORTED]
-    assert verdicts("A3", slopes=sas_slopes((-1.0, 0.5), (0.2, 0.7))) == [NOT_SUPPORTED]
-    assert verdicts("A3", slopes=sas_slopes((0.4, 0.6), (0.2, 0.7))) == [INCONCLUSIVE]
-    assert verdicts("A3", slopes=sas_slopes((1.4, 0.3), (2.0, 1.0))) == [INCONCLUSIVE]
+def test_a3_tests_the_width_exponent_against_the_levy_prediction_and_the_height_band():
+    # Lévy prediction 1.5, width_tolerance 0.3; height band: 0.25 × diffusion slope 10 = ±2.5
+    assert verdicts("A3", slopes=sas_slopes((1.45, 0.1), (0.2, 0.7))) == [SUPPORTED]
+    assert verdicts("A3", slopes=sas_slopes((1.45, 0.1), (9.0, 1.0))) == [NOT_SUPPORTED]
+    # τ increases with w, but with exponent 0.3 against a predicted 1.5: not the Lévy law
+    assert verdicts("A3", slopes=sas_slopes((0.3, 0.1), (0.2, 0.7))) == [NOT_SUPPORTED]
+    assert verdicts("A3", slopes=sas_slopes((1.4, 0.3), (0.2, 0.7))) == [INCONCLUSIVE]
+    assert verdicts("A3", slopes=sas_slopes((1.45, 0.1), (2.0, 1.0))) == [INCONCLUSIVE]
+
+
+def test_a3_leaves_adam_out_with_the_reason():
+    slopes = sas_slopes((1.45, 0.1), (0.2, 0.7))
+    slopes.loc[slopes.optimizer.isin(["adam", "adamw"]), "slope"] = 0.0  # saturated jumps
+    assert verdicts("A3", slopes=slopes) == [SUPPORTED]
 
 
 def test_radius_exponent_is_the_log_log_slope_over_the_radii_passed():
@@ -263,8 +270,9 @@ def test_a4_tells_the_levy_law_from_brownian_motion():
             }
         ]
     )
-    table = evaluate(
-        *_empty_tables(runs=None, tails=alpha, minima=minima_table(1.5)), ES, CS, matched
+    table = decide_rows(
+        evaluate(*_empty_tables(runs=None, tails=alpha, minima=minima_table(1.5)), ES, CS, matched),
+        CS,
     )
     assert (
         "matched SDE predicts exponent α = 1.52 (raw)"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from tables import tails_row
 
-from gradnoise.claims import ClaimSettings
+from gradnoise.claims_table import ClaimSettings, decide_rows
 from gradnoise.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 from gradnoise.studies import STUDY_ROLES, large_batch, random_labels
 
@@ -111,7 +111,7 @@ def _lb_tails(alpha_small=1.6, alpha_large=1.9) -> pd.DataFrame:
     for role, arm in LB_ROLES.items():
         a = alpha_small if role == "small" else alpha_large
         for s in SEEDS:
-            for est in ("per_coordinate", "pooled_standardized"):
+            for est in ("per_coordinate", "mcculloch", "pooled_standardized"):
                 rows.append(_alpha_row(arm, "sgdm", s, 12, est, a + JITTER[s] / 10))
     return pd.DataFrame(rows)
 
@@ -142,19 +142,16 @@ def _lb_claims(acc, curve_offset=0.0, law="log", alphas=(1.6, 1.9), ra_spread=0.
     runs = _lb_runs(acc)
     ra = runs.arm == LB_ROLES["large_ra"]
     runs.loc[ra, "test_acc"] += ra_spread * np.array([-1.0, 0.0, 1.0])
-    return (
-        large_batch.evaluate(
-            runs,
-            _lb_curves(curve_offset),
-            fits,
-            _lb_tails(*alphas),
-            LB_ROLES,
-            large_batch.LargeBatchSettings(),
-            ClaimSettings(),
-        )
-        .set_index(["claim", "pair"])
-        .verdict
+    rows = large_batch.evaluate(
+        runs,
+        _lb_curves(curve_offset),
+        fits,
+        _lb_tails(*alphas),
+        LB_ROLES,
+        large_batch.LargeBatchSettings(),
+        ClaimSettings(),
     )
+    return decide_rows(rows, ClaimSettings()).set_index(["claim", "pair"]).verdict
 
 
 HOFFER = {"small": 94.0, "large": 91.0, "large_lr": 92.5, "large_gbn": 93.2, "large_ra": 94.2}
@@ -168,7 +165,10 @@ def test_large_batch_claims_supported_when_the_data_follow_the_paper():
 def test_large_batch_claims_not_supported_when_the_data_contradict_the_paper():
     flat = {"small": 94.0, "large": 94.5, "large_lr": 93.0, "large_gbn": 92.0, "large_ra": 91.0}
     v = _lb_claims(flat, curve_offset=3.0, law="sqrt", alphas=(1.9, 1.6))
-    assert set(v) == {NOT_SUPPORTED}, v
+    decided = v.drop(["H2", "H3"])
+    assert set(decided) == {NOT_SUPPORTED}, v
+    # no gap to shrink or close: the conditional claims wait for H1
+    assert set(v[["H2", "H3"]]) == {INCONCLUSIVE}
 
 
 def test_large_batch_claims_inconclusive_without_power():
@@ -185,7 +185,15 @@ def test_large_batch_claims_inconclusive_without_power():
         dict.fromkeys(LB_ROLES.values(), 300),
     )
     h4 = large_batch._h4(mixed, ClaimSettings())
-    assert h4["verdict"] == INCONCLUSIVE
+    # runs are the units (whole network): 6 of 12 log wins cannot reach 2/3
+    assert h4.decision.verdict == NOT_SUPPORTED and "out of reach" in h4.decision.reason
+    mostly = large_batch.distance_fits(
+        pd.concat(
+            [_histories("log", arms=("sb", "lb", "lb_lr")), _histories("sqrt", arms=("lb_lr_gbn",))]
+        ),
+        dict.fromkeys(LB_ROLES.values(), 300),
+    )
+    assert large_batch._h4(mostly, ClaimSettings()).decision.verdict == SUPPORTED  # 9 of 12
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -222,7 +230,7 @@ def _rl_inputs(
                     arm=arm, seed=s, target_reached=s not in missed if role == "pretrain" else None
                 )
             )
-            for est in ("per_coordinate", "pooled_standardized"):
+            for est in ("per_coordinate", "mcculloch", "pooled_standardized"):
                 value = (alpha[0] if adversarial else alpha[1]) + JITTER[s] / 10
                 tails.append(_alpha_row(arm, "sgd", s, 100, est, value))
     return pd.DataFrame(runs), pd.DataFrame(settings), pd.DataFrame(tails)
@@ -230,7 +238,7 @@ def _rl_inputs(
 
 def _rl_claims(*args, **kwargs):
     runs, settings, tails = _rl_inputs(*args, **kwargs)
-    return random_labels.evaluate(
+    rows = random_labels.evaluate(
         runs,
         pd.DataFrame(),
         settings,
@@ -239,6 +247,7 @@ def _rl_claims(*args, **kwargs):
         random_labels.RandomLabelSettings(),
         ClaimSettings(),
     )
+    return decide_rows(rows, ClaimSettings())
 
 
 def test_random_label_claims_supported_when_the_data_follow_the_paper():
@@ -249,7 +258,43 @@ def test_random_label_claims_supported_when_the_data_follow_the_paper():
 
 def test_random_label_claims_not_supported_when_the_data_contradict_the_paper():
     claims = _rl_claims({"vanilla": -2.0, "all": 5.0}, lam=(4.0, 8.0), alpha=(1.9, 1.9))
-    assert set(claims.verdict) == {NOT_SUPPORTED}, claims[["claim", "pair", "reason"]]
+    decided = claims[claims.claim != "R2"]
+    assert set(decided.verdict) == {NOT_SUPPORTED}, claims[["claim", "pair", "reason"]]
+    r2 = claims[claims.claim == "R2"]
+    assert set(r2.verdict) == {INCONCLUSIVE} and all("condition R1" in r for r in r2.reason)
+
+
+def test_r2_all_cannot_remove_a_gap_that_is_not_there():
+    # no vanilla gap, and no gap with all regularizers: "removed" would be vacuous
+    claims = _rl_claims({"vanilla": 0.0, "all": 0.0}).set_index("claim")
+    assert claims.verdict["R1"] == NOT_SUPPORTED
+    assert claims.verdict["R2"] == INCONCLUSIVE and "condition R1" in claims.reason["R2"]
+
+
+def test_a_useless_change_is_not_supported_once_the_seeds_are_enough():
+    seeds = range(12)
+    acc = {**HOFFER, "large_gbn": HOFFER["large_lr"]}  # Ghost BN adds nothing
+    runs = pd.DataFrame(
+        [
+            dict(arm=arm, seed=s, status="ok", test_acc=acc[role] + 0.05 * ((s * 7) % 5 - 2))
+            for role, arm in LB_ROLES.items()
+            for s in seeds
+        ]
+    )
+    rows = large_batch.evaluate(
+        runs,
+        _lb_curves(0.0),
+        large_batch.distance_fits(
+            _histories("log", arms=tuple(LB_ROLES.values())),
+            dict.fromkeys(LB_ROLES.values(), 300),
+        ),
+        _lb_tails(1.6, 1.8),
+        LB_ROLES,
+        large_batch.LargeBatchSettings(),
+        ClaimSettings(),
+    )
+    v = decide_rows(rows, ClaimSettings()).set_index("pair").verdict
+    assert v[f"{LB_ROLES['large_gbn']} − {LB_ROLES['large_lr']}"] == NOT_SUPPORTED
 
 
 def test_random_label_claims_inconclusive_when_the_minimum_is_not_global_or_a_pretraining_missed():

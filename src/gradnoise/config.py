@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,19 @@ def prepare_config(config: dict[str, Any]) -> dict[str, Any]:
         _complete_arm_hparams(name, exp, schema, validator)
         _check_experiment(name, exp)
     _check_escape(cfg)
+    _check_shares(cfg["claims"])
     return cfg
+
+
+def _check_shares(claims: dict[str, Any]) -> None:
+    """A share of units is an exact fraction above one half (a majority) and at most 1."""
+    for key in ("majority", "law_fraction"):
+        share = Fraction(claims[key])
+        if not Fraction(1, 2) < share <= 1:
+            raise ConfigError(
+                f"config key claims.{key}: {claims[key]} is not a majority; allowed: a fraction "
+                "p/q with 1/2 < p/q ≤ 1, e.g. 2/3"
+            )
 
 
 # The schema definition that validates each optimizer's hyperparameters.

@@ -263,8 +263,21 @@ def claims_settings(w):
             "study": STUDY[w.experiment],
             "roles": study_roles(exp),
             "arms": arm_labels(w.experiment),
+            "hparams": final_hparams(w.experiment),
         }
     )
+
+
+def final_hparams(experiment):
+    """Arm → its learning rate after every drop and its momentum (C7's stability edge)."""
+    return {
+        a.name: {
+            "lr": a.training.hparams["lr"]
+            * a.training.lr_gamma ** len(a.training.lr_milestones),
+            "momentum": a.training.hparams.get("momentum", 0.0),
+        }
+        for a in ARMS[experiment].values()
+    }
 
 
 def has_escape(experiment):

@@ -21,16 +21,16 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import curve_fit
 
-from gradnoise.claims import CONTROLLED, Alphas, ClaimSettings, estimator_label, run_values
+from gradnoise.claims_table import ClaimSettings, Row
+from gradnoise.readings import CONTROLLED, Alphas, estimator_label, run_values
 from gradnoise.stats import (
+    NOT_SUPPORTED,
+    SUPPORTED,
+    Agreement,
     Decision,
-    agree,
-    claim_row,
-    claims_frame,
-    decide,
-    decide_below,
-    decide_within,
-    majority,
+    Rule,
+    SeedTest,
+    count,
     paired_differences,
 )
 
@@ -60,7 +60,7 @@ class LargeBatchSettings:
     """Margins of the study's rules (config: claims.large_batch), in accuracy points unless stated."""
 
     gap_margin: float = 1.0
-    step_margin: float = 0.0
+    step_margin: float = 0.5
     closes_margin: float = 0.5
     curve_margin: float = 1.0
 
@@ -155,80 +155,75 @@ def evaluate(
     roles: Mapping[str, str],
     ls: LargeBatchSettings,
     cs: ClaimSettings,
-) -> pd.DataFrame:
-    """Claims H1–H6 (rows in the claims-table format of ``gradnoise.stats``)."""
+) -> list[Row]:
+    """Claims H1–H6 (``claims_table.Row``s). H2 and H3 are conditional on H1: a change cannot shrink
+    or close a gap that is not there."""
     acc = {role: run_values(runs, arm, "test_acc") for role, arm in roles.items()}
     r = roles
-    rows = []
-
-    gap = cs.interval(paired_differences(acc["small"], acc["large"]))
-    rows.append(
-        claim_row(
+    gap = paired_differences(acc["small"], acc["large"])
+    rows = [
+        Row(
             "H1",
             CLAIMS["H1"],
             pair=f"{r['small']} − {r['large']}",
-            measured=f"test accuracy {r['small']} {cs.interval(acc['small'].values())} vs {r['large']} {cs.interval(acc['large'].values())}; gap {gap} points",
+            measured=f"test accuracy {r['small']} {cs.interval(acc['small'].values())} vs {r['large']} {cs.interval(acc['large'].values())}; gap {cs.interval(gap.values())} points",
             control="runs paired by seed; same epochs, model, data and schedule",
-            rule=f"the seed-paired gap SB − LB: supported if its interval lies above 0 and its mean above gap_margin ({ls.gap_margin} points); not supported if it lies below",
-            decision=decide(gap, ls.gap_margin),
-            interval=gap,
-            margin=ls.gap_margin,
+            rule=f"the seed-paired gap SB − LB against gap_margin ({ls.gap_margin} points)",
+            test=SeedTest(gap, Rule("above", ls.gap_margin)),
         )
-    )
-
+    ]
     for before, after, what in (
         ("large", "large_lr", "√B learning rate"),
         ("large_lr", "large_gbn", "Ghost Batch Normalization"),
         ("large_gbn", "large_ra", "regime adaptation"),
     ):
-        step = cs.interval(paired_differences(acc[after], acc[before]))
+        step = paired_differences(acc[after], acc[before])
         rows.append(
-            claim_row(
+            Row(
                 "H2",
                 CLAIMS["H2"],
                 pair=f"{r[after]} − {r[before]}",
-                measured=f"adding {what}: test accuracy {r[after]} − {r[before]} = {step} points",
+                measured=f"adding {what}: test accuracy {r[after]} − {r[before]} = {cs.interval(step.values())} points",
                 control="runs paired by seed; the arms differ by this one change",
-                rule=f"supported if the seed-paired gain's interval lies above 0 and its mean above step_margin ({ls.step_margin}); not supported if it lies below",
-                decision=decide(step, ls.step_margin),
-                interval=step,
-                margin=ls.step_margin,
+                rule=f"the seed-paired gain against step_margin ({ls.step_margin} points); conditional on H1 (a gap to shrink)",
+                test=SeedTest(step, Rule("above", ls.step_margin)),
+                condition="H1",
             )
         )
-
-    left = cs.interval(paired_differences(acc["small"], acc["large_ra"]))
+    left = paired_differences(acc["small"], acc["large_ra"])
     rows.append(
-        claim_row(
+        Row(
             "H3",
             CLAIMS["H3"],
             pair=f"{r['small']} − {r['large_ra']}",
-            measured=f"test accuracy {r['small']} − {r['large_ra']} = {left} points (the gap left after all three changes)",
+            measured=f"test accuracy {r['small']} − {r['large_ra']} = {cs.interval(left.values())} points (the gap left after all three changes)",
             control="runs paired by seed; both arms make the same number of updates",
-            rule=f"supported if the interval of SB − RA lies below closes_margin ({ls.closes_margin} points); not supported if it lies above",
-            decision=decide_below(left, ls.closes_margin),
-            interval=left,
-            margin=ls.closes_margin,
+            rule=f"SB − RA below closes_margin ({ls.closes_margin} points); conditional on H1 (a gap to close)",
+            test=SeedTest(left, Rule("below", ls.closes_margin)),
+            condition="H1",
         )
     )
-
     rows.append(_h4(fits, cs))
-
-    curve = cs.interval(_curve_gap(histories, roles["small"], roles["large_ra"]).values())
+    curve = _curve_gap(histories, roles["small"], roles["large_ra"])
+    civ = cs.interval(curve.values())
+    better = (
+        f"; {r['small'] if civ.value > 0 else r['large_ra']} is better at equal updates (interval excludes 0)"
+        if math.isfinite(civ.low) and (civ.low > 0 or civ.high < 0)
+        else ""
+    )
     rows.append(
-        claim_row(
+        Row(
             "H5",
             CLAIMS["H5"],
             pair=f"{r['small']} vs {r['large_ra']}",
-            measured=f"test accuracy at equal numbers of updates, {r['small']} − {r['large_ra']} (batch ×{_ratio(runs, roles)}), mean over their common evaluations: {curve} points (at equal epochs the gap is H1's)",
+            measured=f"test accuracy at equal numbers of updates, {r['small']} − {r['large_ra']} (batch ×{_ratio(runs, roles)}), mean over their common evaluations: {civ} points{better} (at equal epochs the gap is H1's)",
             control="the same evaluation iterations of both runs of a seed",
-            rule=f"equivalence: supported if the interval of the mean difference at equal updates lies inside ±curve_margin ({ls.curve_margin} points); not supported if it lies wholly outside",
-            decision=decide_within(curve, ls.curve_margin),
-            interval=curve,
-            margin=ls.curve_margin,
+            rule=f"the mean difference at equal updates inside ±curve_margin ({ls.curve_margin} points)",
+            test=SeedTest(curve, Rule("within", ls.curve_margin)),
         )
     )
     rows.append(_h6(tails, roles, cs))
-    return claims_frame(rows)
+    return rows
 
 
 def _ratio(runs: pd.DataFrame, roles: Mapping[str, str]) -> str:
@@ -238,26 +233,29 @@ def _ratio(runs: pd.DataFrame, roles: Mapping[str, str]) -> str:
     return f"{b[roles['large_ra']] / b[roles['small']]:g}"
 
 
-def _h4(fits: pd.DataFrame, cs: ClaimSettings) -> dict[str, object]:
+def _h4(fits: pd.DataFrame, cs: ClaimSettings) -> Row:
+    """Counted over runs (independent units); the first-layer fits of a run share its trajectory
+    with the whole-network fit, so they are reported, not counted."""
     best = fits[fits.best]
-    cases = [Decision("supported" if m == "log" else "not supported", "") for m in best.model]
+    whole = best[best.quantity == "whole"]
+    cases = [Decision(SUPPORTED if m == "log" else NOT_SUPPORTED, "") for m in whole.model]
     tally = best.groupby(["quantity", "model"]).size().to_dict()
     r2 = fits.groupby(["quantity", "model"]).r2.median().round(3).to_dict()
     slopes = (
         fits[(fits.model == "log") & (fits.quantity == "whole")].groupby("arm").p2.mean().round(3)
     )
-    return claim_row(
+    return Row(
         "H4",
         CLAIMS["H4"],
         pair="every run",
         measured=f"best law per (quantity, law): {tally}; median R² {r2}; mean log-slope b of the whole network per arm {slopes.to_dict()}",
         control="three two-parameter laws on the same points of the high-learning-rate phase",
-        rule=f"per run and quantity (whole network, first layer): the law with the highest R²; supported if the log law wins in ≥ majority ({cs.majority:.0%}) of them, not supported if another law does",
-        decision=majority(cases, cs.majority, "(run, quantity) fits"),
+        rule=f"per run, the law with the highest R² on the whole network's distance (the first layer is reported: it is the same run); supported if the log law wins in ≥ majority ({cs.majority}) of the runs, not supported once that is out of reach",
+        decision=count(cases, cs.majority, "runs"),
     )
 
 
-def _h6(tails: pd.DataFrame, roles: Mapping[str, str], cs: ClaimSettings) -> dict[str, object]:
+def _h6(tails: pd.DataFrame, roles: Mapping[str, str], cs: ClaimSettings) -> Row:
     alphas = Alphas(tails)
     small, large = roles["small"], roles["large"]
     common = sorted(
@@ -266,33 +264,29 @@ def _h6(tails: pd.DataFrame, roles: Mapping[str, str], cs: ClaimSettings) -> dic
     )
     step = common[-1] if common else None
     diffs = {
-        est: cs.interval(
-            paired_differences(
-                alphas.per_seed(large, "raw", est, step), alphas.per_seed(small, "raw", est, step)
-            )
+        est: paired_differences(
+            alphas.per_seed(large, "raw", est, step), alphas.per_seed(small, "raw", est, step)
         )
         for est in CONTROLLED
     }
-    decision = (
-        agree({estimator_label(e): decide(iv, cs.alpha_margin) for e, iv in diffs.items()})
-        if step is not None
-        else Decision("inconclusive", "no common checkpoint after 0")
-    )
     per_arm = {
         arm: str(cs.interval(alphas.per_seed(arm, "raw", "per_coordinate", step).values()))
         for arm in roles.values()
         if step in set(alphas.df[alphas.df.arm == arm].step)
     }
-    return claim_row(
+    return Row(
         "H6",
         CLAIMS["H6"],
         pair=f"{large} − {small}",
         measured=f"α (raw view) at iteration {step}: {large} − {small} = "
-        + ", ".join(f"{estimator_label(e)} {iv}" for e, iv in diffs.items())
+        + ", ".join(f"{estimator_label(e)} {cs.interval(d.values())}" for e, d in diffs.items())
         + f"; per-coordinate α per arm at that iteration {per_arm}",
         control="the same iteration of runs paired by seed; controlled estimators against their Gaussian nulls",
-        rule=f"supported if α_LB − α_SB lies above 0 with its mean above alpha_margin ({cs.alpha_margin}) for both controlled estimators; not supported if both lie below the margin",
-        decision=decision,
-        interval=diffs["per_coordinate"],
-        margin=cs.alpha_margin,
+        rule=f"α_LB − α_SB over seeds against alpha_margin ({cs.alpha_margin}); both controlled estimators must agree",
+        test=Agreement(
+            {
+                estimator_label(e): SeedTest(d, Rule("above", cs.alpha_margin))
+                for e, d in diffs.items()
+            }
+        ),
     )

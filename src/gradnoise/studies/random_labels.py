@@ -17,17 +17,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from gradnoise.claims import CONTROLLED, Alphas, ClaimSettings, estimator_label, run_values
+from gradnoise.claims_table import ClaimSettings, Row
+from gradnoise.readings import CONTROLLED, Alphas, estimator_label, run_values
 from gradnoise.stats import (
-    INCONCLUSIVE,
+    NOT_SUPPORTED,
     SUPPORTED,
+    Agreement,
     Decision,
-    agree,
-    claim_row,
-    claims_frame,
-    decide,
-    decide_below,
-    decide_differs,
+    Rule,
+    SeedTest,
     paired_differences,
 )
 from gradnoise.studies import REGIMES
@@ -46,7 +44,7 @@ class RandomLabelSettings:
 
     gap_margin: float = 1.0
     fit_accuracy: float = 99.0
-    reduction_margin: float = 0.0
+    reduction_margin: float = 0.5
     remove_margin: float = 1.0
 
 
@@ -65,7 +63,7 @@ def evaluate(
     roles: Mapping[str, str],
     rs: RandomLabelSettings,
     cs: ClaimSettings,
-) -> pd.DataFrame:
+) -> list[Row]:
     """Claims R1–R4 (rows in the claims-table format of ``gradnoise.stats``). `runs`: one row per (arm,
     seed) with the final accuracies, sharpness and outcome; `settings`: each run's training settings
     and outcome (target_reached of the pretraining)."""
@@ -81,59 +79,50 @@ def evaluate(
     gaps = {r: _gap(runs, roles, r) for r in regimes}
     adv, rnd = roles["vanilla_adversarial"], roles["vanilla_random"]
     fit = cs.interval(run_values(runs, adv, "train_acc").values())
-    gap = cs.interval(gaps["vanilla"].values())
-    decision = decide(gap, rs.gap_margin)
-    if decision.verdict == SUPPORTED and not fit.value >= rs.fit_accuracy:
-        decision = Decision(
-            INCONCLUSIVE,
-            f"the gap is there, but the adversarial runs reach {fit.value:.3g} % training accuracy, below fit_accuracy ({rs.fit_accuracy} %): not a global minimum",
-        )
+    fits = Decision(
+        SUPPORTED if fit.value >= rs.fit_accuracy else NOT_SUPPORTED,
+        f"the adversarial runs reach {fit.value:.3g} % training accuracy (fit_accuracy {rs.fit_accuracy} %)"
+        + ("" if fit.value >= rs.fit_accuracy else ": not a global minimum"),
+    )
     rows = [
-        claim_row(
+        Row(
             "R1",
             CLAIMS["R1"],
             pair=f"{rnd} − {adv}",
-            measured=f"test accuracy {rnd} {cs.interval(run_values(runs, rnd, 'test_acc').values())} vs {adv} {cs.interval(run_values(runs, adv, 'test_acc').values())}; gap {gap} points; training accuracy of {adv} {fit}{caveat}",
+            measured=f"test accuracy {rnd} {cs.interval(run_values(runs, rnd, 'test_acc').values())} vs {adv} {cs.interval(run_values(runs, adv, 'test_acc').values())}; gap {cs.interval(gaps['vanilla'].values())} points; training accuracy of {adv} {fit}{caveat}",
             control="runs paired by seed; the same clean data, optimizer and iterations, only the initialization differs",
-            rule=f"the seed-paired gap (random − adversarial): supported if its interval lies above 0, its mean above gap_margin ({rs.gap_margin} points) and the adversarial runs fit the training set (mean ≥ fit_accuracy, {rs.fit_accuracy} %); not supported if the interval lies below the margin",
-            decision=decision,
-            interval=gap,
-            margin=rs.gap_margin,
+            rule=f"the seed-paired gap (random − adversarial) against gap_margin ({rs.gap_margin} points), provided the adversarial runs fit the training set (mean ≥ fit_accuracy, {rs.fit_accuracy} %)",
+            test=SeedTest(gaps["vanilla"], Rule("above", rs.gap_margin)),
+            prerequisite=fits,
         )
     ]
     for regime in regimes[1:]:
-        reduction = cs.interval(paired_differences(gaps["vanilla"], gaps[regime]))
-        shrunk = cs.interval(gaps[regime].values())
+        reduction = paired_differences(gaps["vanilla"], gaps[regime])
         if regime == "all":
-            rule = f"all regularizers together: supported if the interval of the remaining gap lies below remove_margin ({rs.remove_margin} points); not supported if it lies above"
-            decision, iv, margin = decide_below(shrunk, rs.remove_margin), shrunk, rs.remove_margin
+            rule = f"all regularizers together: the remaining gap below remove_margin ({rs.remove_margin} points); conditional on R1 (a gap to remove)"
+            test = SeedTest(gaps[regime], Rule("below", rs.remove_margin))
         else:
-            rule = f"supported if the seed-paired reduction of the gap (vanilla gap − this regime's gap) lies above 0 with its mean above reduction_margin ({rs.reduction_margin}); not supported if it lies below"
-            decision, iv, margin = (
-                decide(reduction, rs.reduction_margin),
-                reduction,
-                rs.reduction_margin,
-            )
+            rule = f"the seed-paired reduction of the gap (vanilla gap − this regime's gap) against reduction_margin ({rs.reduction_margin} points); conditional on R1"
+            test = SeedTest(reduction, Rule("above", rs.reduction_margin))
         rows.append(
-            claim_row(
+            Row(
                 "R2",
                 CLAIMS["R2"],
                 pair=regime,
-                measured=f"{regime}: gap {shrunk} points (vanilla {gap}); reduction {reduction}{caveat}",
+                measured=f"{regime}: gap {cs.interval(gaps[regime].values())} points (vanilla {cs.interval(gaps['vanilla'].values())}); reduction {cs.interval(reduction.values())}{caveat}",
                 control="the same pair of initializations, trained with this regime",
                 rule=rule,
-                decision=decision,
-                interval=iv,
-                margin=margin,
+                test=test,
+                condition="R1",
             )
         )
     lam_adv, lam_rnd = (
         run_values(runs, adv, "top_eigenvalue"),
         run_values(runs, rnd, "top_eigenvalue"),
     )
-    sharper = cs.interval(
-        (lam_adv[s] - lam_rnd[s]) / lam_rnd[s] for s in sorted(set(lam_adv) & set(lam_rnd))
-    )
+    sharper = {
+        s: (lam_adv[s] - lam_rnd[s]) / lam_rnd[s] for s in sorted(set(lam_adv) & set(lam_rnd))
+    }
     others = {
         r: str(
             cs.interval(
@@ -146,37 +135,30 @@ def evaluate(
         for r in regimes[1:]
     }
     rows.append(
-        claim_row(
+        Row(
             "R3",
             CLAIMS["R3"],
             pair=f"{adv} vs {rnd}",
-            measured=f"λ_max {adv} {cs.interval(lam_adv.values())} vs {rnd} {cs.interval(lam_rnd.values())}; relative difference {sharper}; λ_adv − λ_rand in the other regimes {others}{caveat}",
+            measured=f"λ_max {adv} {cs.interval(lam_adv.values())} vs {rnd} {cs.interval(lam_rnd.values())}; relative difference {cs.interval(sharper.values())}; λ_adv − λ_rand in the other regimes {others}{caveat}",
             control="runs paired by seed; power iteration on the same clean training batches",
-            rule=f"the seed-paired (λ_adv − λ_rand)/λ_rand: supported if its interval lies above 0 with its mean above sharpness_margin ({cs.sharpness_margin}); not supported if it lies below",
-            decision=decide(sharper, cs.sharpness_margin),
-            interval=sharper,
-            margin=cs.sharpness_margin,
+            rule=f"the seed-paired (λ_adv − λ_rand)/λ_rand against sharpness_margin ({cs.sharpness_margin})",
+            test=SeedTest(sharper, Rule("above", cs.sharpness_margin)),
         )
     )
     rows.append(_r4(tails, adv, rnd, cs, caveat))
-    return claims_frame(rows)
+    return rows
 
 
-def _r4(tails: pd.DataFrame, adv: str, rnd: str, cs: ClaimSettings, caveat: str) -> dict:
+def _r4(tails: pd.DataFrame, adv: str, rnd: str, cs: ClaimSettings, caveat: str) -> Row:
     alphas = Alphas(tails)
     step_a, step_r = alphas.final_step(adv), alphas.final_step(rnd)
     diffs = {
-        est: cs.interval(
-            paired_differences(
-                alphas.per_seed(adv, "raw", est, step_a), alphas.per_seed(rnd, "raw", est, step_r)
-            )
+        est: paired_differences(
+            alphas.per_seed(adv, "raw", est, step_a), alphas.per_seed(rnd, "raw", est, step_r)
         )
         for est in CONTROLLED
     }
-    decision = agree(
-        {estimator_label(e): decide_differs(iv, cs.alpha_margin) for e, iv in diffs.items()}
-    )
-    iv = diffs["per_coordinate"]
+    iv = cs.interval(diffs["per_coordinate"].values())
     direction = (
         "heavier-tailed at the bad minima"
         if iv.value < 0
@@ -184,16 +166,19 @@ def _r4(tails: pd.DataFrame, adv: str, rnd: str, cs: ClaimSettings, caveat: str)
         if math.isfinite(iv.value)
         else "n/a"
     )
-    return claim_row(
+    return Row(
         "R4",
         CLAIMS["R4"],
         pair=f"{adv} − {rnd}",
         measured="α_adv − α_rand (raw view, final checkpoints): "
-        + ", ".join(f"{estimator_label(e)} {v}" for e, v in diffs.items())
+        + ", ".join(f"{estimator_label(e)} {cs.interval(v.values())}" for e, v in diffs.items())
         + f" ({direction}){caveat}",
         control="runs paired by seed; controlled estimators, each against its Gaussian null",
-        rule=f"two-sided: supported if, for both controlled estimators, the interval excludes 0 and |mean| exceeds alpha_margin ({cs.alpha_margin}); not supported if both intervals lie inside ±alpha_margin",
-        decision=decision,
-        interval=iv,
-        margin=cs.alpha_margin,
+        rule=f"two-sided: the difference beyond ±alpha_margin ({cs.alpha_margin}) for both controlled estimators; not supported if both lie inside",
+        test=Agreement(
+            {
+                estimator_label(e): SeedTest(v, Rule("differs", cs.alpha_margin))
+                for e, v in diffs.items()
+            }
+        ),
     )
