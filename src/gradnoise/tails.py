@@ -2,21 +2,32 @@
 and the anisotropy of the covariance — as one tidy long-format table.
 
 Variants (DESIGN.md §3): ``pooled`` (the reference estimator; from the streamed statistics, so it covers
-every coordinate), ``pooled_standardized`` (stored coordinates divided by their robust scale across samples,
-IQR/1.349, then pooled), ``per_coordinate`` (along the sample axis of each stored coordinate, each capped at 2: median and
-IQR),
-``mcculloch`` and ``hill`` (on the standardized pooled sample, as cross-checks). Each is computed on a
-Gaussian surrogate with the same shapes and per-coordinate scale (``null_*`` columns): for ``pooled``
-the surrogate was streamed through the exact reference layout by the noise stage. The scale is the
-robust one (IQR/1.349, equal to the std for Gaussian noise): a std-matched surrogate of heavy-tailed
-noise inherits the extremes through each coordinate's sample std and is itself scale-mixed.
+every coordinate), ``pooled_standardized`` (Mohammadi with every block within one stored coordinate and
+the log-means pooled over coordinates: 1/(mean over coordinates of 1/α̂); blocks across coordinates of
+one minibatch read cross-coordinate dependence as heavy tails), ``per_coordinate`` (along the sample
+axis of each stored coordinate, each capped at 2: median and IQR), ``mcculloch`` and ``hill`` (on the
+stored coordinates each divided by its robust scale, pooled: quantiles and order statistics of the
+marginals, which cross-coordinate dependence does not bias). Each is computed on a Gaussian surrogate
+with the same shapes and per-coordinate scale (``null_*`` columns): for ``pooled`` the surrogate was
+streamed through the exact reference layout by the noise stage. The scale is the robust one (IQR/1.349,
+equal to the std for Gaussian noise): a std-matched surrogate of heavy-tailed noise inherits the
+extremes through each coordinate's sample std and is itself scale-mixed.
 
-Dependent rows (DESIGN.md §3): the ``averaged`` view is an EMA of the draws, so its rows are ordered
-for the block estimators and resampled for the bootstrap as ``gradnoise.views.RowDependence`` says
-(stride order, circular blocks of ``lag`` rows), and its Gaussian null is the same EMA of Gaussian
-draws. Where its effective number of independent draws is below ``min_effective_draws`` the estimates
-are NaN, the verdict ``inconclusive`` and the ``note`` says why. Rows with non-finite values (a NaN
-gradient) are skipped and counted in ``rows_skipped``; a file where fewer than half remain is an error.
+Which estimators may decide a claim ("controlled": calibrated on SαS and Gaussian inputs through every
+view at the configs' P, and reading Gaussian noise of any covariance, rank 1 to full, as its null; see
+tests/test_tails.py): ``per_coordinate`` and ``pooled_standardized`` (the block estimators), and
+``mcculloch`` as the independent cross-check (quantiles, no blocks). ``hill`` is a diagnostic: valid
+against its null, but no α near 2 (DESIGN.md §5b). ``pooled`` is the reference number and never decides
+(it reads scale mixing as heavy tails, and so does its null). Calibrated on SαS only: a finite-variance
+law can read below 2 (Student-t(3)), and an EMA of sparse spikes can read above 2.
+
+Dependent rows (DESIGN.md §3): the ``averaged`` view is an EMA of the draws, so its blocks hold rows
+2·lag apart and its bootstrap resamples the draws recovered from the EMA
+(``gradnoise.views.RowDependence``, ``innovations``); its Gaussian null is the same EMA of Gaussian
+draws. Where it has too few effective independent draws (``min_effective_draws``) or too few rows for
+a block of two (P < 4·lag), or lost rows to non-finite values, the estimates are NaN, the verdict
+``inconclusive`` and the ``note`` says why. Rows with non-finite values (a NaN gradient) are skipped
+and counted in ``rows_skipped``; a file where fewer than half remain is an error.
 
 Verdict of each α estimate against its null (rule fixed here, not tuned on results):
 ``heavy-tailed`` if ci_high < null_ci_low and null − estimate > null_margin; ``not heavy-tailed`` if
