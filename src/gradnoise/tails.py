@@ -2,21 +2,32 @@
 and the anisotropy of the covariance — as one tidy long-format table.
 
 Variants (DESIGN.md §3): ``pooled`` (the reference estimator; from the streamed statistics, so it covers
-every coordinate), ``pooled_standardized`` (stored coordinates divided by their robust scale across samples,
-IQR/1.349, then pooled), ``per_coordinate`` (along the sample axis of each stored coordinate, each capped at 2: median and
-IQR),
-``mcculloch`` and ``hill`` (on the standardized pooled sample, as cross-checks). Each is computed on a
-Gaussian surrogate with the same shapes and per-coordinate scale (``null_*`` columns): for ``pooled``
-the surrogate was streamed through the exact reference layout by the noise stage. The scale is the
-robust one (IQR/1.349, equal to the std for Gaussian noise): a std-matched surrogate of heavy-tailed
-noise inherits the extremes through each coordinate's sample std and is itself scale-mixed.
+every coordinate), ``pooled_standardized`` (Mohammadi with every block within one stored coordinate and
+the log-means pooled over coordinates: 1/(mean over coordinates of 1/α̂); blocks across coordinates of
+one minibatch read cross-coordinate dependence as heavy tails), ``per_coordinate`` (along the sample
+axis of each stored coordinate, each capped at 2: median and IQR), ``mcculloch`` and ``hill`` (on the
+stored coordinates each divided by its robust scale, pooled: quantiles and order statistics of the
+marginals, which cross-coordinate dependence does not bias). Each is computed on a Gaussian surrogate
+with the same shapes and per-coordinate scale (``null_*`` columns): for ``pooled`` the surrogate was
+streamed through the exact reference layout by the noise stage. The scale is the robust one (IQR/1.349,
+equal to the std for Gaussian noise): a std-matched surrogate of heavy-tailed noise inherits the
+extremes through each coordinate's sample std and is itself scale-mixed.
 
-Dependent rows (DESIGN.md §3): the ``averaged`` view is an EMA of the draws, so its rows are ordered
-for the block estimators and resampled for the bootstrap as ``gradnoise.views.RowDependence`` says
-(stride order, circular blocks of ``lag`` rows), and its Gaussian null is the same EMA of Gaussian
-draws. Where its effective number of independent draws is below ``min_effective_draws`` the estimates
-are NaN, the verdict ``inconclusive`` and the ``note`` says why. Rows with non-finite values (a NaN
-gradient) are skipped and counted in ``rows_skipped``; a file where fewer than half remain is an error.
+Which estimators may decide a claim ("controlled": calibrated on SαS and Gaussian inputs through every
+view at the configs' P, and reading Gaussian noise of any covariance, rank 1 to full, as its null; see
+tests/test_tails.py): ``per_coordinate`` and ``pooled_standardized`` (the block estimators), and
+``mcculloch`` as the independent cross-check (quantiles, no blocks). ``hill`` is a diagnostic: valid
+against its null, but no α near 2 (DESIGN.md §5b). ``pooled`` is the reference number and never decides
+(it reads scale mixing as heavy tails, and so does its null). Calibrated on SαS only: a finite-variance
+law can read below 2 (Student-t(3)), and an EMA of sparse spikes can read above 2.
+
+Dependent rows (DESIGN.md §3): the ``averaged`` view is an EMA of the draws, so its blocks hold rows
+2·lag apart and its bootstrap resamples the draws recovered from the EMA
+(``gradnoise.views.RowDependence``, ``innovations``); its Gaussian null is the same EMA of Gaussian
+draws. Where it has too few effective independent draws (``min_effective_draws``) or too few rows for
+a block of two (P < 4·lag), or lost rows to non-finite values, the estimates are NaN, the verdict
+``inconclusive`` and the ``note`` says why. Rows with non-finite values (a NaN gradient) are skipped
+and counted in ``rows_skipped``; a file where fewer than half remain is an error.
 
 Verdict of each α estimate against its null (rule fixed here, not tuned on results):
 ``heavy-tailed`` if ci_high < null_ci_low and null − estimate > null_margin; ``not heavy-tailed`` if
@@ -38,10 +49,16 @@ from gradnoise.estimators import (
     IQR_PER_STD,
     alpha_from_log_means,
     mcculloch_from_quantiles,
-    ref_k1,
 )
 from gradnoise.io import ALL, CHECKPOINT_KEY, InputError
-from gradnoise.views import RowDependence, averaging_matrix, effective_draws, momentum_of
+from gradnoise.views import (
+    RowDependence,
+    averaging_matrix,
+    circular_ema,
+    effective_draws,
+    innovations,
+    momentum_of,
+)
 
 TAILS_SCHEMA = pa.schema(
     [
@@ -94,27 +111,36 @@ def _log_abs(x: np.ndarray) -> np.ndarray:
     return np.log(np.abs(x) + EPS)
 
 
-def _mohammadi_rows(x: np.ndarray, k1: int, log_x: np.ndarray | None = None) -> np.ndarray:
-    """Mohammadi on each row of a 2-D array (blocks of k1 consecutive entries, tail dropped);
-    `log_x`: log(|x| + eps), if already at hand."""
-    n = x.shape[1] // k1 * k1
-    y = x[:, :n].reshape(x.shape[0], -1, k1).sum(axis=2)
-    log_x = _log_abs(x[:, :n]) if log_x is None else log_x[:, :n]
-    inv = (_log_abs(y).mean(1) - log_x.mean(1)) / math.log(k1)
-    with np.errstate(divide="ignore"):
-        return np.where(inv > 0, 1.0 / inv, np.inf)
+def _consecutive(blocks: np.ndarray) -> bool:
+    return bool(blocks.size) and np.array_equal(blocks.ravel(), np.arange(blocks.size))
 
 
-def per_coordinate_alphas(z: np.ndarray, log_z: np.ndarray | None = None) -> np.ndarray:
-    """Mohammadi along the sample axis of each column of z (B × P × n; consecutive rows independent),
-    with K1 = ⌊√P⌋ consecutive rows a block (the last P mod K1 rows left out), so any P ≥ 4 works.
-    An estimate ≥ 2, or 1/α̂ ≤ 0, counts as 2 — dropping those would bias the median low."""
+def _inverse_alphas(
+    z: np.ndarray, blocks: np.ndarray | None = None, log_z: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
+    """Mohammadi's 1/α̂ along the sample axis of each column of z (B × P × n), blocks within a
+    column as `blocks` says (n_blocks × K1 row indices covering rows 0 … n_blocks·K1 − 1; None:
+    ⌊√P⌋ consecutive rows, the independent-row layout of ``RowDependence``); and K1."""
     b, p, n = z.shape
-    k1 = math.isqrt(p)
-    m = p // k1 * k1
-    y = z[:, :m].reshape(b, m // k1, k1, n).sum(axis=2)
+    if blocks is None:
+        blocks = RowDependence(p, 1).blocks()
+    s, k1 = blocks.shape
+    m = s * k1
+    if _consecutive(blocks):
+        y = z[:, :m].reshape(b, s, k1, n).sum(axis=2)
+    else:
+        y = z[:, blocks].sum(axis=2)
     log_z = _log_abs(z[:, :m]) if log_z is None else log_z[:, :m]
-    inv = (_log_abs(y).mean(1) - log_z.mean(1)) / math.log(k1)
+    return (_log_abs(y).mean(1) - log_z.mean(1)) / math.log(k1), k1
+
+
+def per_coordinate_alphas(
+    z: np.ndarray, blocks: np.ndarray | None = None, log_z: np.ndarray | None = None
+) -> np.ndarray:
+    """Mohammadi along the sample axis of each column of z (B × P × n), blocks as in
+    ``_inverse_alphas`` (default: K1 = ⌊√P⌋ consecutive rows, so any P ≥ 4 works).
+    An estimate ≥ 2, or 1/α̂ ≤ 0, counts as 2 — dropping those would bias the median low."""
+    inv, _ = _inverse_alphas(z, blocks, log_z)
     with np.errstate(divide="ignore"):
         return np.where(inv > 0.5, 1.0 / np.maximum(inv, 0.5), 2.0)
 
@@ -131,21 +157,29 @@ def standardize(c: np.ndarray) -> np.ndarray:
     return c[:, keep] / scale[keep]
 
 
-def _block_estimates(z: np.ndarray, log_z: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """The block estimators on standardized matrices z (B × P × n, consecutive rows independent):
-    pooled (reference layout, K1 = the largest divisor of P·n ≤ √(P·n)) and per-coordinate (median
-    over columns, with its quartiles). `log_z`: log(|z| + eps), if already at hand."""
+def _block_estimates(
+    z: np.ndarray, blocks: np.ndarray | None = None, log_z: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """The block estimators on matrices z (B × P × n), every block within one column (one stored
+    coordinate), as `blocks` says: ``pooled_standardized``, 1/(mean over columns of 1/α̂) — Mohammadi
+    with the log-means pooled over all coordinates, which the column's scale cancels from — and
+    ``per_coordinate``, the median over columns of α̂ capped at 2, with its quartiles.
+    Blocks that added different coordinates of one minibatch (the earlier pooled layout) read the
+    noise's cross-coordinate dependence as heavy tails: Gaussian noise of rank 1 read 1.60."""
     b, p, n = z.shape
     if n == 0:
         nan = np.full(b, np.nan)
         return dict.fromkeys(("pooled_standardized", *_PER_COORDINATE), nan)
     if log_z is None:
         log_z = _log_abs(z)
-    q25, med, q75 = np.quantile(per_coordinate_alphas(z, log_z), (0.25, 0.5, 0.75), axis=1)
+    inv, _ = _inverse_alphas(z, blocks, log_z)
+    with np.errstate(divide="ignore"):
+        per_col = np.where(inv > 0.5, 1.0 / np.maximum(inv, 0.5), 2.0)
+        pooled_inv = inv.mean(axis=1)
+        pooled = np.where(pooled_inv > 0, 1.0 / pooled_inv, np.inf)
+    q25, med, q75 = np.quantile(per_col, (0.25, 0.5, 0.75), axis=1)
     return {
-        "pooled_standardized": _mohammadi_rows(
-            z.reshape(b, p * n), ref_k1(p * n), log_z.reshape(b, p * n)
-        ),
+        "pooled_standardized": pooled,
         "per_coordinate": med,
         "per_coordinate_q25": q25,
         "per_coordinate_q75": q75,
@@ -168,12 +202,13 @@ def _hill_rows(a: np.ndarray, k: int) -> np.ndarray:
 
 
 def coordinate_estimates(
-    c: np.ndarray, hill_fraction: float
+    c: np.ndarray, hill_fraction: float, dep: RowDependence | None = None
 ) -> dict[str, tuple[float, float, float]]:
-    """The estimators on one stored-coordinate matrix (P × n, rows independent in this order):
+    """The estimators on one stored-coordinate matrix (P × n; rows as `dep` says, None: independent):
     value, q25, q75 (the quartiles over coordinates for per_coordinate)."""
     z = standardize(c)
-    est = _block_estimates(z[None])
+    dep = RowDependence(c.shape[0], 1) if dep is None else dep
+    est = _block_estimates(z[None], dep.blocks())
     flat = z.reshape(-1)
     nan = math.nan
     if flat.size > hill_k(flat.size, hill_fraction) + 1:
@@ -211,15 +246,15 @@ class _Resampled:
 
     @staticmethod
     def _find(cum: np.ndarray, targets: np.ndarray, side: str) -> np.ndarray:
-        """np.searchsorted of each row of targets (B × m) in the same row of cum (B × N, rows
-        increasing), in one call: row b is shifted by b·(its total + 1) so the rows stay apart."""
-        shift = np.cumsum(np.concatenate([[0], cum[:-1, -1] + 1]))[:, None].astype(float)
-        pos = np.searchsorted((cum + shift).ravel(), (targets + shift).ravel(), side)
-        return pos.reshape(targets.shape) - np.arange(len(cum))[:, None] * cum.shape[1]
+        """np.searchsorted of each row of targets (B × m, whole numbers) in the same row of cum
+        (B × N, rows increasing), one row at a time: the targets are few, and one call on the
+        flattened rows would convert all B × N counts to floats."""
+        t = targets.astype(cum.dtype)
+        return np.stack([np.searchsorted(c, r, side) for c, r in zip(cum, t, strict=True)])
 
     def quantiles(self, counts: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
         """np.quantile's linear rule on each replicate (B × len(qs))."""
-        cum = np.cumsum(counts[:, self.rows_up], axis=1)
+        cum = np.cumsum(counts[:, self.rows_up], axis=1, dtype=counts.dtype)
         h = np.asarray(qs)[None, :] * (cum[:, -1:] - 1)
         lo = np.floor(h)
         i = self._find(cum, lo, "right")
@@ -247,6 +282,21 @@ class _Resampled:
             return np.where(inv > 0, 1.0 / inv, np.inf)
 
 
+def _sorted_estimates(x: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """McCulloch and Hill on each row of x (B × N) from one sort of the values and one of |values|
+    (numpy's vectorized sort beats a partition at these sizes)."""
+    v = np.sort(x, axis=1)
+    h = np.asarray(MCCULLOCH_QUANTILES) * (x.shape[1] - 1)  # np.quantile's linear rule
+    lo = np.floor(h).astype(int)
+    hi = np.minimum(lo + 1, x.shape[1] - 1)
+    q = v[:, lo] + (h - lo) * (v[:, hi] - v[:, lo])
+    top = np.sort(np.abs(x), axis=1)[:, x.shape[1] - k - 1 :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.log(top[:, 1:] / top[:, :1]).mean(axis=1)
+        hill = np.where(inv > 0, 1.0 / inv, np.inf)
+    return {"mcculloch": np.array([mcculloch_from_quantiles(*row) for row in q]), "hill": hill}
+
+
 def bootstrap_estimates(
     c: np.ndarray,
     dep: RowDependence,
@@ -254,28 +304,40 @@ def bootstrap_estimates(
     hill_fraction: float,
     rng: np.random.Generator,
     max_elements: int = 2**22,
+    beta: float | None = None,
 ) -> dict[str, np.ndarray]:
-    """Bootstrap of every estimator over the rows of c (in stored order), resampled as `dep` says, in
-    vectorized batches of replicates; each replicate is put in `dep`'s order before estimating."""
+    """Bootstrap of every estimator over the independent draws behind c (P × n, stored order), in
+    vectorized batches of replicates. Independent rows (`beta` None): resampled rows, the order
+    statistics from the rows' counts (``_Resampled``). The averaged view (`beta`): the draws are
+    recovered from the EMA, resampled, and averaged again (``gradnoise.views``), so a replicate has
+    the view's dependence; the estimators then take `dep`'s blocks as on the data."""
     z = standardize(c)
     p, n = z.shape
-    order = dep.order()
-    sample = _Resampled(z[order])
-    log_z = _log_abs(z)
-    k = hill_k(len(order) * n, hill_fraction)
+    blocks = dep.blocks()
+    k = hill_k(p * n, hill_fraction)
     per_batch = max(1, max_elements // max(1, p * n))
+    if beta:
+        draws = innovations(z, beta, axis=0)
+    else:
+        sample = _Resampled(z)
+        log_z = _log_abs(z)
+        count_type = np.int32 if p * n < 2**31 else np.int64
     reps: dict[str, list[np.ndarray]] = {}
     for start in range(0, n_boot, per_batch):
-        idx = dep.resample(min(per_batch, n_boot - start), rng)[:, order]
-        est = _block_estimates(z[idx], log_z[idx])
-        # counts of each row of z[order] in each replicate (rows outside the order never occur)
-        position = np.full(p, -1)
-        position[order] = np.arange(len(order))
-        counts = np.zeros((len(idx), len(order)), dtype=np.int64)
-        np.add.at(counts, (np.arange(len(idx))[:, None], position[idx]), 1)
-        q = sample.quantiles(counts, MCCULLOCH_QUANTILES)
-        est["mcculloch"] = np.array([mcculloch_from_quantiles(*row) for row in q])
-        est["hill"] = sample.hill(counts, k)
+        nb = min(per_batch, n_boot - start)
+        idx = rng.integers(0, p, (nb, p))
+        if beta:
+            a = circular_ema(draws[idx], beta, axis=1)
+            est = _block_estimates(a, blocks)
+            est.update(_sorted_estimates(a.reshape(nb, -1), k))
+        else:
+            est = _block_estimates(z[idx], blocks, log_z[idx])
+            # counts of each row of z in each replicate
+            counts = np.bincount((idx + p * np.arange(nb)[:, None]).ravel(), minlength=nb * p)
+            counts = counts.reshape(nb, p).astype(count_type)
+            q = sample.quantiles(counts, MCCULLOCH_QUANTILES)
+            est["mcculloch"] = np.array([mcculloch_from_quantiles(*row) for row in q])
+            est["hill"] = sample.hill(counts, k)
         for name, values in est.items():
             reps.setdefault(name, []).append(values)
     return {k: np.concatenate(v) for k, v in reps.items()}
@@ -296,9 +358,9 @@ def alpha_of_view(
     c = np.asarray(samples, dtype=np.float64)
     b = beta if view == "averaged" else None
     dep = RowDependence.of(c.shape[0], b, max_correlation)
-    if not dep.usable or effective_draws(c.shape[0], b) < min_effective_draws or c.shape[0] < 4:
+    if not dep.usable or effective_draws(c.shape[0], b) < min_effective_draws:
         return math.nan
-    return coordinate_estimates(c[dep.order()], 0.05)[estimator][0]
+    return coordinate_estimates(c, 0.05, dep)[estimator][0]
 
 
 def pooled_from_rows(
@@ -395,12 +457,11 @@ def _coordinate(
 ) -> dict[str, _Estimate]:
     """Every coordinate estimator on the stored coordinates c (P × n, finite) and on its null."""
     dep = RowDependence.of(c.shape[0], beta, ts.max_row_correlation)
-    order = dep.order()
     surrogate = _gaussian_null(c, beta, rng)
-    est = coordinate_estimates(c[order], ts.hill_fraction)
-    est_null = coordinate_estimates(surrogate[order], ts.hill_fraction)
-    boot = bootstrap_estimates(c, dep, ts.bootstrap, ts.hill_fraction, rng)
-    boot_null = bootstrap_estimates(surrogate, dep, ts.bootstrap, ts.hill_fraction, rng)
+    est = coordinate_estimates(c, ts.hill_fraction, dep)
+    est_null = coordinate_estimates(surrogate, ts.hill_fraction, dep)
+    boot = bootstrap_estimates(c, dep, ts.bootstrap, ts.hill_fraction, rng, beta=beta)
+    boot_null = bootstrap_estimates(surrogate, dep, ts.bootstrap, ts.hill_fraction, rng, beta=beta)
     return {
         name: _Estimate(
             v,
@@ -422,20 +483,38 @@ def finite_rows(coords: np.ndarray) -> tuple[np.ndarray, int]:
     return c[good].astype(np.float64), int((~good).sum())
 
 
+def unavailable_reason(p: int, beta: float | None, ts: TailSettings, skipped: int = 0) -> str:
+    """Why no α can be estimated from P rows of a view (β: the averaged view's), or ""."""
+    n_eff = effective_draws(p, beta)
+    dep = RowDependence.of(p, beta, ts.max_row_correlation)
+    if n_eff < ts.min_effective_draws:
+        return (
+            f"≈{n_eff:.0f} effective independent draws (P = {p}, β = {beta}) < min_effective_draws "
+            f"({ts.min_effective_draws:g})"
+        )
+    if not dep.usable:
+        return (
+            f"P = {p} rows hold no block of 2 rows {2 * dep.lag} apart (β = {beta}: rows closer "
+            f"than that correlate more than max_row_correlation² = {ts.max_row_correlation**2:g})"
+        )
+    if beta and skipped:
+        return f"{skipped} rows skipped: the rest is no longer an EMA whose draws can be recovered"
+    return ""
+
+
 def _alpha_rows(
-    stat: dict[str, Any], coords: np.ndarray, beta: float | None, ts: TailSettings, rng
+    stat: dict[str, Any],
+    coords: np.ndarray,
+    beta: float | None,
+    ts: TailSettings,
+    rng,
+    skipped: int = 0,
 ) -> list[dict]:
     """α rows of one (split, view, layer); `coords` finite, P' × n (rows already filtered)."""
     p = coords.shape[0]
     n_eff = effective_draws(p, beta)
-    dep = RowDependence.of(p, beta, ts.max_row_correlation)
-    too_few = n_eff < ts.min_effective_draws or not dep.usable or p < 4
-    note = (
-        f"≈{n_eff:.0f} effective independent draws (P = {p}, β = {beta}) < min_effective_draws "
-        f"({ts.min_effective_draws:g})"
-        if too_few
-        else ""
-    )
+    note = unavailable_reason(p, beta, ts, skipped)
+    too_few = bool(note)
     pooled, pooled_note = (UNAVAILABLE, note) if too_few else _pooled(stat, beta, ts, rng)
     results = {"pooled": (pooled, p * stat["numel"], pooled_note)}
     coord = _coordinate(coords, beta, ts, rng) if coords.shape[1] > 0 and not too_few else {}
@@ -535,7 +614,9 @@ def analyze(
             "layer": stat["layer"],
             "rows_skipped": skipped,
         }
-        for r in _alpha_rows(stat, c, beta, ts, rng) + _anisotropy_rows(stat, beta, ts, rng):
+        for r in _alpha_rows(stat, c, beta, ts, rng, skipped) + _anisotropy_rows(
+            stat, beta, ts, rng
+        ):
             rows.append({**ident, **r})
     return pa.Table.from_pylist(rows, schema=TAILS_SCHEMA)
 
