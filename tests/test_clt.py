@@ -1,0 +1,106 @@
+"""Known answers of the generalized-CLT study's library (DESIGN.md §11). Tolerances are about 3 standard
+deviations of the reading over independent pools, measured at these sizes (see each test)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradnoise.clt import alpha_by_batch_size, hill_curve, tail_exponent, tail_exponent_interval
+from gradnoise.clt.batches import minibatch_noise
+from gradnoise.clt.hill import tail_exponents
+from gradnoise.levy import sample_sas
+
+N = 4_000
+
+
+def _pool(law: str, c: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if law.startswith("sas"):
+        return sample_sas(float(law[3:]), (N, c), rng)
+    if law.startswith("t"):
+        return rng.standard_t(float(law[1:]), (N, c))
+    return rng.standard_normal((N, c))
+
+
+# median over 24 columns of N = 4,000; per-column sd measured over 200 columns: SαS(1.2) 0.12,
+# SαS(1.5) 0.15, t(3) 0.31, t(5) 0.49, Gaussian 1.5 — so the median's sd is ≈ 1/4 of those. Hill
+# at k ≈ n/20 is biased on these laws (second-order terms): SαS(1.5) reads 1.60, t(3) 2.78, t(5) 3.84,
+# Gaussian 7.2 (medians over 200 columns); the windows hold those readings.
+@pytest.mark.parametrize(
+    ("law", "lo", "hi"),
+    [
+        ("sas1.2", 1.1, 1.3),
+        ("sas1.5", 1.4, 1.75),
+        ("t3", 2.5, 3.3),
+        ("t5", 3.4, 5.5),
+        ("gauss", 4.5, 20),
+    ],
+)
+def test_tail_exponent_reads_the_tail_index(law: str, lo: float, hi: float) -> None:
+    alphas, ks = tail_exponents(_pool(law, 24, seed=1))
+    assert lo < np.median(alphas) < hi
+    assert ((ks >= 20) & (ks <= N // 20)).all()
+
+
+def test_tail_exponent_of_one_sample_separates_infinite_from_finite_variance() -> None:
+    assert tail_exponent(_pool("sas1.2", 1, 2)[:, 0]) < 1.6
+    assert 2.0 < tail_exponent(_pool("t3", 1, 2)[:, 0]) < 4.5
+    assert tail_exponent(_pool("gauss", 1, 2)[:, 0]) > 4
+
+
+def test_threshold_choice_finds_where_a_pareto_tail_starts() -> None:
+    rng = np.random.default_rng(0)
+    tail = rng.random((N, 8)) < 0.1  # 10 % Pareto(1.5) above 1, the rest uniform below 0.9
+    x = np.where(tail, rng.random((N, 8)) ** (-1 / 1.5), 0.9 * rng.random((N, 8)))
+    alphas, ks = tail_exponents(x, k_max=N // 4)
+    assert abs(np.median(alphas) - 1.5) < 0.15
+    assert 250 < np.median(ks) <= 420  # the tail holds ≈ 400 points
+
+
+def test_tail_exponent_interval_covers_the_estimate_and_the_truth() -> None:
+    est = tail_exponent_interval(_pool("sas1.2", 1, 3)[:, 0], n_boot=100, seed=0)
+    assert est.low < est.alpha < est.high and est.low < 1.2 < est.high
+    assert 20 <= est.k <= N // 20
+
+
+def test_hill_curve_is_hills_estimate_at_every_k() -> None:
+    x = _pool("sas1.5", 1, 4)[:, 0]
+    ks, alphas = hill_curve(x, [10, 100])
+    top = np.sort(np.abs(x))[::-1]
+    for k, a in zip(ks, alphas, strict=True):
+        assert a == pytest.approx(1 / np.mean(np.log(top[:k] / top[k])))
+
+
+def test_minibatches_hold_distinct_examples_and_are_centered() -> None:
+    pool = np.eye(N)[:, :50] * N  # column j is N at example j: a draw's mean shows who is in it
+    noise = minibatch_noise(pool, 200, 30, np.random.default_rng(0))
+    counts = (noise + 1) * 200 / N  # how often each of the first 50 examples was drawn
+    assert np.allclose(counts, counts.round()) and counts.round().max() <= 1
+
+
+# per-coordinate estimator, median over 64 coordinates, P = 400: mean (sd) over 10 pools measured
+# SαS(1.3) 1.26 (0.03), 1.29 (0.045), 1.65 (0.02 — 0.11 with 16 coordinates); t(3) 1.81 (0.03),
+# 1.91 (0.04), 1.96 (0.04); Gaussian 1.96 (≤ 0.04). DESIGN.md §11: 1.27, 1.30, 1.69; 1.81, 1.89, 2.00.
+@pytest.mark.parametrize(
+    ("law", "expected", "tol"),
+    [("sas1.3", (1.27, 1.30, 1.69), 0.15), ("t3", (1.81, 1.89, 2.0), 0.15)],
+)
+def test_alpha_by_batch_size_known_answers(law: str, expected: tuple, tol: float) -> None:
+    df = alpha_by_batch_size(_pool(law, 64, seed=5), [4, 32, 256], n_draws=400, seed=0, n_boot=100)
+    assert list(df.columns[:4]) == ["batch_size", "alpha", "low", "high"]
+    np.testing.assert_allclose(df["alpha"], expected, atol=tol)
+    assert (df["low"] <= df["alpha"]).all() and (df["alpha"] <= df["high"]).all()
+    assert (df["null_alpha"] > 1.85).all()
+
+
+def test_alpha_by_batch_size_reads_a_gaussian_pool_as_gaussian_at_every_batch_size() -> None:
+    df = alpha_by_batch_size(_pool("gauss", 64, seed=6), [2, 16, 128, 512], 400, seed=1, n_boot=50)
+    assert (df["alpha"] > 1.85).all() and (df["high"] >= 1.95).all()
+
+
+def test_a_batch_sizes_draws_do_not_depend_on_the_other_batch_sizes() -> None:
+    pool = _pool("sas1.3", 8, seed=7)
+    both = alpha_by_batch_size(pool, [4, 64], 100, seed=3, n_boot=10, null=False)
+    one = alpha_by_batch_size(pool, [64], 100, seed=3, n_boot=10, null=False)
+    assert both["alpha"].iloc[1] == one["alpha"].iloc[0]
