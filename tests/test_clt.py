@@ -104,3 +104,24 @@ def test_a_batch_sizes_draws_do_not_depend_on_the_other_batch_sizes() -> None:
     both = alpha_by_batch_size(pool, [4, 64], 100, seed=3, n_boot=10, null=False)
     one = alpha_by_batch_size(pool, [64], 100, seed=3, n_boot=10, null=False)
     assert both["alpha"].iloc[1] == one["alpha"].iloc[0]
+
+
+# 16 coordinates, B = 4 … 256, 6 simulated pools per model: an SαS(1.3) pool sits on the SαS
+# prediction (distance ≈ 0.005 against ≈ 0.12–0.18 to the finite-variance one, 2 pools measured), a
+# Student-t(3) pool nearer the finite-variance one (0.001–0.013 against 0.017–0.034); a Gaussian
+# pool cannot tell them apart (SαS with α ≈ 2 is Gaussian).
+@pytest.mark.parametrize(("law", "closer"), [("sas1.3", "sas"), ("t3", "finite_variance")])
+def test_measured_curve_is_closer_to_its_own_models_prediction(law: str, closer: str) -> None:
+    from gradnoise.clt.predict import compare_with_predictions
+
+    pool = _pool(law, 16, seed=8) * np.exp(np.random.default_rng(0).normal(0, 1, 16))
+    cmp = compare_with_predictions(pool, [4, 32, 256], 400, seed=0, n_pools=6, n_boot=100)
+    dist = cmp.distances.set_index("model")["distance"]
+    other = "finite_variance" if closer == "sas" else "sas"
+    assert dist[closer] < dist[other]
+    assert cmp.verdict in (closer, "inconclusive")
+    if closer == "sas":
+        assert cmp.verdict == "sas"
+    pred = cmp.predictions.set_index(["model", "batch_size"])
+    assert (pred["low"] <= pred["alpha"]).all() and (pred["alpha"] <= pred["high"]).all()
+    assert pred.loc[("finite_variance", 256), "alpha"] > 1.9  # the finite-variance curve ends near 2

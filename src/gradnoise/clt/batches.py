@@ -51,7 +51,10 @@ def minibatch_noise(
     n = len(pool)
     if not 1 <= batch_size <= n:
         raise ValueError(f"batch size must lie in [1, {n}], got {batch_size}")
-    idx = np.argsort(rng.random((n_draws, n)), axis=1)[:, :batch_size]
+    keys = rng.random((n_draws, n))  # the B smallest keys of a row: a uniform B-subset
+    idx = np.argpartition(keys, batch_size - 1, axis=1)[:, :batch_size] if batch_size < n else None
+    if idx is None:
+        idx = np.broadcast_to(np.arange(n), (n_draws, n))
     select = np.zeros((n_draws, n))
     np.put_along_axis(select, idx, 1.0 / batch_size, axis=1)
     return select @ pool - pool.mean(axis=0)
