@@ -124,4 +124,38 @@ def test_measured_curve_is_closer_to_its_own_models_prediction(law: str, closer:
         assert cmp.verdict == "sas"
     pred = cmp.predictions.set_index(["model", "batch_size"])
     assert (pred["low"] <= pred["alpha"]).all() and (pred["alpha"] <= pred["high"]).all()
-    assert pred.loc[("finite_variance", 256), "alpha"] > 1.9  # the finite-variance curve ends near 2
+    assert (
+        pred.loc[("finite_variance", 256), "alpha"] > 1.9
+    )  # the finite-variance curve ends near 2
+
+
+@pytest.mark.parametrize("alpha", [0.8, 1.3, 1.95])
+def test_sas_density_matches_scipys_levy_stable(alpha: float) -> None:
+    from scipy import stats
+
+    from gradnoise.clt.laws import sas_logpdf
+
+    z = np.array([0.0, 0.7, 3.0, 12.0, 39.9, 40.1, 300.0])
+    np.testing.assert_allclose(
+        sas_logpdf(2.5 * z, alpha, 2.5),
+        stats.levy_stable.logpdf(z, alpha, 0) - np.log(2.5),
+        atol=3e-3,
+    )
+
+
+# P = 400 draws of 30 coordinates, shares of the best law measured: SαS(1.3) 0.70 SαS, Student-t(3)
+# 0.83 t, Gaussian 0.97 Gaussian; the thresholds leave about 2 binomial sd at 20 coordinates.
+@pytest.mark.parametrize(
+    ("law", "winner", "share"),
+    [("sas1.3", "sas", 0.5), ("t3", "student_t", 0.6), ("gauss", "gaussian", 0.8)],
+)
+def test_best_law_by_aic_is_the_law_that_drew_the_noise(
+    law: str, winner: str, share: float
+) -> None:
+    from gradnoise.clt.laws import best_laws, shares_by_layer
+
+    noise = _pool(law, 20, seed=9)[:400] * 3.0
+    shares = shares_by_layer(best_laws(noise, ["conv"] * 10 + ["fc"] * 10)).set_index("layer")
+    assert list(shares.index) == ["conv", "fc"] and (shares["n"] == 10).all()
+    np.testing.assert_allclose(shares[["sas", "student_t", "gaussian"]].sum(axis=1), 1.0)
+    assert (shares[winner] * shares["n"]).sum() / 20 > share

@@ -9,10 +9,16 @@ The per-example pool itself comes from ``gradnoise.per_example``.
 
 from gradnoise.clt.batches import alpha_by_batch_size
 from gradnoise.clt.hill import hill_curve, tail_exponent, tail_exponent_interval, tail_exponents
+from gradnoise.clt.laws import best_laws, shares_by_layer
+from gradnoise.clt.predict import Comparison, compare_with_predictions
 
 __all__ = [
+    "Comparison",
     "alpha_by_batch_size",
+    "best_laws",
+    "compare_with_predictions",
     "hill_curve",
+    "shares_by_layer",
     "tail_exponent",
     "tail_exponent_interval",
     "tail_exponents",
