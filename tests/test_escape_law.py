@@ -206,24 +206,32 @@ def tails_alpha(arm: str, alpha: float, seeds=SEEDS, step: int = 30) -> pd.DataF
     )
 
 
-def sharp_sweeps(tau: dict[str, float], exits: int) -> pd.DataFrame:
-    """Sharpness-sweep rows at H = 4 (and a flatter H = 2 that A5 must ignore), both noise kinds."""
-    rows = []
-    for noise in ("gaussian", "sas"):
-        for h, factor in ((2.0, 100.0), (4.0, 1.0)):
-            for opt, t in tau.items():
-                rows.append(
-                    {
-                        "axis": "sharpness",
-                        "noise": noise,
-                        "optimizer": opt,
-                        "lr_scale": 1.0,
-                        "sharpness": h,
-                        "mean_exit": t * factor,
-                        "n_exits": exits,
-                    }
-                )
-    return pd.DataFrame(rows)
+SHARPNESS = (2.0, 4.0, 8.0, 16.0)
+
+
+def sharp_sweeps(laws: dict[str, tuple[float, float, float]], exits: int) -> pd.DataFrame:
+    """Sharpness sweeps, both noise kinds: per optimizer log τ = a + b·H^(−p) for (a, b, p)."""
+    return pd.DataFrame(
+        [
+            {
+                "axis": "sharpness",
+                "noise": noise,
+                "optimizer": opt,
+                "lr_scale": 1.0,
+                "sharpness": h,
+                "mean_exit": math.exp(a + b * h**-p),
+                "n_exits": exits,
+            }
+            for noise in ("gaussian", "sas")
+            for h in SHARPNESS
+            for opt, (a, b, p) in laws.items()
+        ]
+    )
+
+
+def kramers(s: float) -> dict[str, tuple[float, float, float]]:
+    """Kramers' leading order at noise scale s: temperature ∝ s² for SGD-M and Adai, ∝ s for Adam."""
+    return {"sgdm": (0.0, 30 / s**2, 1.0), "adai": (0.0, 28 / s**2, 1.0), "adam": (0.0, 8 / s, 0.5)}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -345,14 +353,18 @@ def test_a4_tests_each_lr_scale_and_tells_the_levy_law_from_brownian_motion():
     assert (a4.claim_verdict == SUPPORTED).all()
 
 
-def test_a5_compares_exit_times_at_the_sharpest_landscape_per_noise_kind():
-    fast = sharp_sweeps({"sgdm": 100.0, "adam": 500.0, "adai": 95.0}, exits=1000)
-    assert verdicts("A5", sweeps=fast) == [SUPPORTED] * 4
-    slow = sharp_sweeps({"sgdm": 100.0, "adam": 90.0, "adai": 200.0}, exits=1000)
-    assert verdicts("A5", sweeps=slow) == [NOT_SUPPORTED] * 4
-    # 5 exits each: the log ratio's standard error √(2/5) ≈ 0.63 decides nothing
-    few = sharp_sweeps({"sgdm": 100.0, "adam": 130.0, "adai": 110.0}, exits=5)
-    assert verdicts("A5", sweeps=few) == [INCONCLUSIVE] * 4
+def test_a5_decides_flat_minima_selection_free_of_the_noise_scale():
+    # at s = 1 Adam escapes the sharpest landscape (H = 16) slower than Adai (τ ratio e^(2 − 1.75)),
+    # at s = 0.25 far faster (e^(8 − 28)): the ratio flips with the scale, the exponents do not
+    for s in (1.0, 0.25):
+        assert verdicts("A5", sweeps=sharp_sweeps(kramers(s), exits=1000)) == [SUPPORTED] * 4
+    # Adam's τ at the sharpest landscape is 7.4× Adai's (the old rule: "Adai faster"), but Adam's
+    # log τ grows with 1/H (p = 1) more steeply than Adai's (p = ½)
+    flipped = {"sgdm": (0.0, 30.0, 1.0), "adai": (0.0, 12.0, 0.5), "adam": (0.0, 80.0, 1.0)}
+    assert verdicts("A5", sweeps=sharp_sweeps(flipped, exits=1000)) == [NOT_SUPPORTED] * 4
+    # 5 exits each: the exponents' intervals decide nothing
+    close = {"sgdm": (0.0, 30.0, 1.0), "adai": (0.0, 28.0, 0.95), "adam": (0.0, 8.0, 0.85)}
+    assert verdicts("A5", sweeps=sharp_sweeps(close, exits=5)) == [INCONCLUSIVE] * 4
 
 
 def test_measured_alpha_is_the_sgd_arms_final_checkpoint_mean_capped_below_two():
