@@ -46,7 +46,9 @@ def evaluate(study: str, s: dict, args, cs: ClaimSettings) -> list[Row]:
             claims += escape_law_claims(s, args, runs, tails, escape, cs)
         return claims
     history, run_settings = read_histories(args.histories)
-    runs = runs.merge(run_settings[["arm", "seed", "batch_size"]], on=["arm", "seed"])
+    runs = runs.merge(
+        run_settings[["arm", "seed", "batch_size", "iterations", "phase_end"]], on=["arm", "seed"]
+    )
     if study == "large_batch":
         from gradnoise.studies import large_batch
 

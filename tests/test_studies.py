@@ -74,6 +74,16 @@ def test_distance_fits_use_only_the_high_learning_rate_phase():
 # H1–H6
 
 
+# config/large_batch.yaml's schedules: (iterations, first lr drop) per role
+LB_SCHEDULE = {
+    "small": (1250, 625),
+    "large": (70, 35),
+    "large_lr": (70, 35),
+    "large_gbn": (70, 35),
+    "large_ra": (1120, 560),
+}
+
+
 def _lb_runs(acc: dict[str, float]) -> pd.DataFrame:
     batch = {"small": 32, "large": 512, "large_lr": 512, "large_gbn": 512, "large_ra": 512}
     return pd.DataFrame(
@@ -84,6 +94,8 @@ def _lb_runs(acc: dict[str, float]) -> pd.DataFrame:
                 status="ok",
                 test_acc=a + JITTER[s],
                 batch_size=batch[role],
+                iterations=LB_SCHEDULE[role][0],
+                phase_end=LB_SCHEDULE[role][1],
             )
             for role, a in acc.items()
             for s in SEEDS
@@ -106,13 +118,22 @@ def _alpha_row(
     )
 
 
-def _lb_tails(alpha_small=1.6, alpha_large=1.9) -> pd.DataFrame:
+LB_STEPS = {"small": (28, 500, 1250), "large": (28, 70)}  # 500/1250 = 28/70 = 0.4
+
+
+def _lb_tails(alpha_small=1.6, alpha_large=1.9, steps=LB_STEPS, late=None) -> pd.DataFrame:
+    """α per checkpoint of each arm (null 2): `late` = (SB's, LB's) α at the checkpoints after LB's
+    first lr drop (iterations 50 of both, where the old rule compared them)."""
     rows = []
     for role, arm in LB_ROLES.items():
         a = alpha_small if role == "small" else alpha_large
         for s in SEEDS:
             for est in ("per_coordinate", "mcculloch", "pooled_standardized"):
-                rows.append(_alpha_row(arm, "sgdm", s, 12, est, a + JITTER[s] / 10))
+                for step in steps.get(role, steps["large"]):
+                    rows.append(_alpha_row(arm, "sgdm", s, step, est, a + JITTER[s] / 10))
+                if late is not None:
+                    b = late[0] if role == "small" else late[1]
+                    rows.append(_alpha_row(arm, "sgdm", s, 50, est, b + JITTER[s] / 10))
     return pd.DataFrame(rows)
 
 
@@ -194,6 +215,56 @@ def test_large_batch_claims_inconclusive_without_power():
         dict.fromkeys(LB_ROLES.values(), 300),
     )
     assert large_batch._h4(mostly, ClaimSettings()).decision.verdict == SUPPORTED  # 9 of 12
+
+
+def _h6(tails: pd.DataFrame, tolerance: float = 0.05):
+    row = large_batch._h6(
+        tails,
+        _lb_runs(HOFFER),
+        LB_ROLES,
+        large_batch.LargeBatchSettings(phase_tolerance=tolerance),
+        ClaimSettings(),
+    )
+    return row, decide_rows([row], ClaimSettings()).verdict.iloc[0]
+
+
+def test_h6_compares_alpha_at_matched_phases_before_any_learning_rate_drop():
+    # at iteration 50 LB (70 iterations, drop at 35) is past its first drop and SB (1,250, drop at
+    # 625) is not: there LB reads lighter (1.9 vs 1.6), at the matched phase 0.4 they are alike
+    tails = _lb_tails(1.6, 1.6, late=(1.6, 1.9))
+    row, verdict = _h6(tails)
+    assert verdict == NOT_SUPPORTED
+    assert "sb at iteration 500, lb at iteration 28" in row.measured
+    # and the other way: alike at iteration 50, LB lighter at the matched phase
+    row, verdict = _h6(_lb_tails(1.6, 1.9, late=(1.6, 1.6)))
+    assert verdict == SUPPORTED
+
+
+def test_h6_weighs_each_arm_against_its_own_null():
+    # both arms read α 1.7; LB's null is 1.8 (small samples bias it low), SB's 2.0: SB is heavier
+    # than its null by 0.3, LB by 0.1
+    tails = _lb_tails(1.7, 1.7)
+    tails.loc[tails.arm == LB_ROLES["large"], "null_value"] = 1.8
+    assert _h6(tails)[1] == SUPPORTED
+
+
+def test_h6_without_matched_checkpoints_is_inconclusive_with_the_reason():
+    # only iteration 50 and the final ones: LB's 50 is past its first drop
+    tails = _lb_tails(1.6, 1.9, steps={"small": (50, 1250), "large": (50, 70)})
+    row, verdict = _h6(tails)
+    assert verdict == INCONCLUSIVE and "no checkpoints at the same fraction" in row.decision.reason
+    # 28/70 = 0.4 against 450/1250 = 0.36: matched only with a tolerance of 0.04 or more
+    near = _lb_tails(1.6, 1.9, steps={"small": (450, 1250), "large": (28, 70)})
+    assert _h6(near, tolerance=0.03)[1] == INCONCLUSIVE
+    assert _h6(near, tolerance=0.05)[1] == SUPPORTED
+    no_settings = large_batch._h6(
+        _lb_tails(),
+        _lb_runs(HOFFER).drop(columns=["iterations", "phase_end"]),
+        LB_ROLES,
+        large_batch.LargeBatchSettings(),
+        ClaimSettings(),
+    )
+    assert no_settings.decision.verdict == INCONCLUSIVE
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from scipy.optimize import curve_fit
 from gradnoise.claims_table import ClaimSettings, Row
 from gradnoise.readings import CONTROLLED, Alphas, estimator_label, run_values
 from gradnoise.stats import (
+    INCONCLUSIVE,
     NOT_SUPPORTED,
     SUPPORTED,
     Agreement,
@@ -51,7 +52,7 @@ CLAIMS = {
     "H3": "Regime adaptation closes the gap: LB+LR+GBN+RA tests within the margin of SB.",
     "H4": "‖w_t − w_0‖ grows logarithmically in the high-learning-rate phase (log fit beats power-law and √t fits).",
     "H5": "Accuracy is a function of the number of updates rather than of the batch size.",
-    "H6": "The gradient noise of large batches is lighter-tailed (α rises with B at matched iterations).",
+    "H6": "The gradient noise of large batches is lighter-tailed (α rises with B at matched phases of training).",
 }
 
 
@@ -63,6 +64,7 @@ class LargeBatchSettings:
     step_margin: float = 0.5
     closes_margin: float = 0.5
     curve_margin: float = 1.0
+    phase_tolerance: float = 0.05
 
 
 def fit_distance(t: np.ndarray, d: np.ndarray) -> dict[str, tuple[float, float, float]]:
@@ -222,7 +224,7 @@ def evaluate(
             test=SeedTest(curve, Rule("within", ls.curve_margin)),
         )
     )
-    rows.append(_h6(tails, roles, cs))
+    rows.append(_h6(tails, runs, roles, ls, cs))
     return rows
 
 
@@ -255,34 +257,87 @@ def _h4(fits: pd.DataFrame, cs: ClaimSettings) -> Row:
     )
 
 
-def _h6(tails: pd.DataFrame, roles: Mapping[str, str], cs: ClaimSettings) -> Row:
+def matched_phase(
+    alphas: Alphas, runs: pd.DataFrame, small: str, large: str, tolerance: float
+) -> tuple[int, int] | str:
+    """The checkpoints (small's, large's) at the same fraction of each arm's training (within
+    `tolerance`), both at or before the arm's first learning-rate drop and after iteration 0; the
+    latest such pair. A string says why there is none. α is compared at matched phases, not at one
+    iteration: a large batch makes fewer updates per epoch, so at one iteration it may have passed its
+    first drop while the small batch has not."""
+    if not {"iterations", "phase_end"} <= set(runs.columns):
+        return "no training settings (iterations, first learning-rate drop) for the arms"
+    phase: dict[str, dict[int, float]] = {}
+    for arm in (small, large):
+        settings = runs[runs.arm == arm].drop_duplicates(["iterations", "phase_end"])
+        if len(settings) != 1:
+            return f"{arm}: {len(settings)} different schedules over its seeds"
+        total, drop = int(settings.iterations.iloc[0]), int(settings.phase_end.iloc[0])
+        steps = set(alphas.df[alphas.df.arm == arm].step.dropna().astype(int))
+        phase[arm] = {c: c / total for c in sorted(steps) if 0 < c <= drop}
+    pairs = [
+        (c_s, c_l)
+        for c_s, f_s in phase[small].items()
+        for c_l, f_l in phase[large].items()
+        if abs(f_s - f_l) <= tolerance
+    ]
+    if not pairs:
+        listed = "; ".join(
+            f"{arm}: {', '.join(f'{c} ({f:.2f})' for c, f in phase[arm].items()) or 'none'}"
+            for arm in (small, large)
+        )
+        return (
+            f"no checkpoints at the same fraction of training (± {tolerance:g}) before the first "
+            f"learning-rate drop of both arms (checkpoints before it, with their fractions: {listed})"
+        )
+    return max(pairs, key=lambda p: (phase[small][p[0]] + phase[large][p[1]], p))
+
+
+def _h6(
+    tails: pd.DataFrame,
+    runs: pd.DataFrame,
+    roles: Mapping[str, str],
+    ls: LargeBatchSettings,
+    cs: ClaimSettings,
+) -> Row:
+    """Heaviness (null − α) of SB minus LB's, at matched phases, for both controlled estimators: each
+    arm's α against its own Gaussian null (the nulls differ with the arms' samples)."""
     alphas = Alphas(tails)
     small, large = roles["small"], roles["large"]
-    common = sorted(
-        set(alphas.df[alphas.df.arm == small].step)
-        & set(alphas.df[alphas.df.arm == large].step) - {0}
-    )
-    step = common[-1] if common else None
+    matched = matched_phase(alphas, runs, small, large, ls.phase_tolerance)
+    rule = f"heaviness (null − α) of {small} minus that of {large}, per seed at matched phases (the same fraction of training ± phase_tolerance {ls.phase_tolerance:g}, before either arm's first learning-rate drop), against alpha_margin ({cs.alpha_margin}); both controlled estimators must agree"
+    control = "runs paired by seed, each arm at the same fraction of its training and before its first learning-rate drop; each α against its own Gaussian null"
+    if isinstance(matched, str):
+        return Row(
+            "H6",
+            CLAIMS["H6"],
+            pair=f"{large} vs {small}",
+            measured=matched,
+            control=control,
+            rule=rule,
+            decision=Decision(INCONCLUSIVE, matched),
+        )
+    step_s, step_l = matched
     diffs = {
         est: paired_differences(
-            alphas.per_seed(large, "raw", est, step), alphas.per_seed(small, "raw", est, step)
+            alphas.heaviness(small, "raw", est, step_s),
+            alphas.heaviness(large, "raw", est, step_l),
         )
         for est in CONTROLLED
     }
     per_arm = {
-        arm: str(cs.interval(alphas.per_seed(arm, "raw", "per_coordinate", step).values()))
-        for arm in roles.values()
-        if step in set(alphas.df[alphas.df.arm == arm].step)
+        f"{arm} at {step}": f"α {cs.interval(alphas.per_seed(arm, 'raw', 'per_coordinate', step).values())}, null {cs.interval(alphas.per_seed(arm, 'raw', 'per_coordinate', step, 'null_value').values())}"
+        for arm, step in ((small, step_s), (large, step_l))
     }
     return Row(
         "H6",
         CLAIMS["H6"],
-        pair=f"{large} − {small}",
-        measured=f"α (raw view) at iteration {step}: {large} − {small} = "
+        pair=f"{large} vs {small}",
+        measured=f"raw view, {small} at iteration {step_s}, {large} at iteration {step_l} (matched phases): heaviness {small} − {large} = "
         + ", ".join(f"{estimator_label(e)} {cs.interval(d.values())}" for e, d in diffs.items())
-        + f"; per-coordinate α per arm at that iteration {per_arm}",
-        control="the same iteration of runs paired by seed; controlled estimators against their Gaussian nulls",
-        rule=f"α_LB − α_SB over seeds against alpha_margin ({cs.alpha_margin}); both controlled estimators must agree",
+        + f"; per-coordinate per arm {per_arm}",
+        control=control,
+        rule=rule,
         test=Agreement(
             {
                 estimator_label(e): SeedTest(d, Rule("above", cs.alpha_margin))
