@@ -11,7 +11,7 @@ from gradnoise.io import FIGURES, STUDY_FIGURES
 from gradnoise.studies import study_roles
 import snakemake.io as smk_io  # smk_io.report: a line may not start with `report` in a .smk file
 
-config = prepare_config(config)
+config = prepare_config(config, files=workflow.overwrite_configfiles)
 RESULTS = config["results"]
 EXPERIMENTS = config["experiments"]
 ARMS = {name: expand_arms(name, exp) for name, exp in EXPERIMENTS.items()}
