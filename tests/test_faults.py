@@ -324,3 +324,46 @@ def test_the_next_run_removes_scratch_folders_of_killed_jobs(tmp_path):
         (d / "gradients.f32").write_bytes(b"\0" * 16)
     assert remove_stale_scratch(tmp_path) == [stale]
     assert not stale.exists() and live.exists() and other.exists()
+
+
+def _sharpness(tmp_path, settings: dict, checkpoint: Path, history: Path):
+    return _script(
+        "sharpness",
+        "--settings",
+        json.dumps(settings),
+        "--checkpoint",
+        str(checkpoint),
+        "--history",
+        str(history),
+        "--out",
+        str(tmp_path / "sharpness.parquet"),
+    )
+
+
+def test_sharpness_refuses_a_checkpoint_without_status_or_of_another_seed(tmp_path, runs):
+    s = run_settings(optimizer="sgd")
+    settings = {
+        "run": s.run,
+        "dataset": s.dataset,
+        "model": s.model,
+        "device": "cpu",
+        "sharpness": {
+            "n_batches": 1,
+            "batch_size": 50,
+            "max_iter": 3,
+            "tol": 1e-3,
+            "hutchinson_samples": 1,
+            "seed": 0,
+        },
+    }
+    history = runs["sgd"] / "history.parquet"
+    bare = load_checkpoint(runs["sgd"] / "checkpoints" / "step24.pt")
+    del bare["status"]
+    save_torch(bare, tmp_path / "bare.pt")
+    r = _sharpness(tmp_path, settings, tmp_path / "bare.pt", history)
+    assert r.returncode != 0 and "bare.pt: checkpoint without status" in r.stderr
+    assert "KeyError" not in r.stderr
+    other = {**settings, "run": {**s.run, "seed": 5}}
+    r = _sharpness(tmp_path, other, runs["sgd"] / "checkpoints" / "step24.pt", history)
+    assert r.returncode != 0 and "seed: file has 0, expected 5" in r.stderr
+    assert not (tmp_path / "sharpness.parquet").exists()
