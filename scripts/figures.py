@@ -34,13 +34,24 @@ from gradnoise.tails import TAILS_SCHEMA
 log = logging.getLogger("figures")
 
 
-def _histogram_input(noise_file: str) -> tuple[np.ndarray, str]:
-    """Stored raw-noise coordinates of the largest layer (training split) of a noise file."""
-    t = read_parquet(noise_file, schema=NOISE_SAMPLES_SCHEMA).to_pandas()
-    t = t[(t.view == "raw") & (t.split == "train")]
+def _histogram_input(noise_files: list[str]) -> tuple[np.ndarray, str, str]:
+    """Stored raw-noise coordinates of the largest layer (training split) of the first noise file
+    with rows (files of diverged runs have none); the layer and the file."""
+    for noise_file in noise_files:
+        t = read_parquet(noise_file, schema=NOISE_SAMPLES_SCHEMA).to_pandas()
+        t = t[(t.view == "raw") & (t.split == "train")]
+        if len(t):
+            break
+        log.info("%s: no noise (%s); trying the next run", noise_file, _status(noise_file))
+    else:
+        return np.full((1, 1), np.nan), "", noise_files[0]
     counts = t.coords.map(lambda c: np.isfinite(c).sum())
     layer = counts.groupby(t.layer, observed=True).max().idxmax()
-    return np.stack(t[t.layer == layer].coords.to_numpy()).astype(float), str(layer)
+    return np.stack(t[t.layer == layer].coords.to_numpy()).astype(float), str(layer), noise_file
+
+
+def _status(noise_file: str) -> str:
+    return str(read_settings(noise_file).get("status"))
 
 
 def _runs(paths: list[str]) -> pd.DataFrame:
@@ -51,8 +62,8 @@ def common(args, s: dict, style: figures.ArmStyle) -> dict[str, Figure]:
     tails = read_parquet(args.tails, schema=TAILS_SCHEMA).to_pandas()
     history, _ = read_histories(args.histories)
     runs = _runs(args.sharpness)
-    coords, layer = _histogram_input(args.noise)
-    noise = read_settings(args.noise)
+    coords, layer, noise_file = _histogram_input(args.noise)
+    noise = read_settings(noise_file)
     mc = tails[
         (tails.arm == noise["run"]["arm"])
         & (tails.seed == noise["run"]["seed"])
@@ -146,7 +157,12 @@ def main() -> None:
     p.add_argument("--escape")
     p.add_argument("--histories", nargs="*", default=[])
     p.add_argument("--sharpness", nargs="*", default=[])
-    p.add_argument("--noise", help="noise file for the histogram (final checkpoint)")
+    p.add_argument(
+        "--noise",
+        nargs="*",
+        default=[],
+        help="noise files for the histogram (final checkpoints), in order of preference",
+    )
     p.add_argument("--fits", help="distance fits (large-batch study)")
     p.add_argument("--sweeps", nargs="*", default=[], help="escape-law landscape sweeps")
     p.add_argument("--minima", help="escapes from the trained minima (escape-law stage)")

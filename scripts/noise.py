@@ -10,7 +10,8 @@ import torch
 
 from gradnoise.devices import resolve_device
 from gradnoise.io import load_checkpoint, write_parquet
-from gradnoise.noise import NoiseSettings, sample_checkpoint
+from gradnoise.noise import NoiseSettings, checkpoint_noise, scratch_cleanup
+from gradnoise.provenance import check_checkpoint
 from gradnoise.train import dataset_from
 
 log = logging.getLogger("noise")
@@ -35,11 +36,13 @@ def main() -> None:
         chunk_mb=ns["chunk_mb"],
     )
     checkpoint = load_checkpoint(args.checkpoint)
+    check_checkpoint(args.checkpoint, checkpoint, s["run"], s.get("step"))
     data = dataset_from(s["dataset"]).to(resolve_device(s["device"]))
     model_run = {"model": s["model"], "optimizer": s["run"]["optimizer"], "hparams": s["hparams"]}
-    samples, stats = sample_checkpoint(checkpoint, model_run, noise, ns["splits"], data)
+    with scratch_cleanup():
+        samples, stats, status = checkpoint_noise(checkpoint, model_run, noise, ns["splits"], data)
     meta = dict(s)
-    meta["status"] = checkpoint.get("status", "ok")
+    meta["status"] = status
     meta["checkpoint"] = args.checkpoint
     write_parquet(stats, args.out_stats, meta)
     write_parquet(samples, args.out, meta)

@@ -18,6 +18,7 @@ from gradnoise.io import (
     write_parquet,
 )
 from gradnoise.models import build_model
+from gradnoise.provenance import check_checkpoint, check_provenance
 from gradnoise.sharpness import hutchinson_trace, loss_hvp, top_eigenvalue
 from gradnoise.train import dataset_from
 
@@ -33,9 +34,12 @@ def main() -> None:
     s = _cli.settings(args.settings)
     hs = s["sharpness"]
     ckpt = load_checkpoint(args.checkpoint)
+    check_checkpoint(args.checkpoint, ckpt, s["run"])
     history = read_parquet(args.history, schema=HISTORY_SCHEMA)
+    made = read_settings(args.history)
+    check_provenance(args.history, made["run"], s["run"])
     last = history.filter(history["evaluated"]).to_pylist()[-1]
-    outcome = read_settings(args.history)["outcome"]
+    outcome = made["outcome"]
     row = {
         "experiment": s["run"]["experiment"],
         "arm": s["run"]["arm"],

@@ -179,6 +179,87 @@ BAD += [
 ]
 
 
+def _lb(c: dict) -> dict:
+    return c["experiments"]["test_lb"]
+
+
+# configs that ran, or failed late inside a job, before these checks
+BAD += [
+    (
+        "NaN learning rate",
+        lambda c: _exp(c)["optimizers"]["sgd"].update(lr=float("nan")),
+        r"experiments\.test\.optimizers\.sgd\.lr: nan is not allowed; allowed: a finite number",
+    ),
+    (
+        "infinite learning rate",
+        lambda c: _arms(c).update(x={"optimizer": "adam", "hparams": {"lr": float("inf")}}),
+        r"experiments\.test\.arms\.x\.hparams\.lr: inf is not allowed; allowed: a finite number",
+    ),
+    (
+        "empty results folder",
+        lambda c: c.update(results=""),
+        r"config key results: '' should be non-empty",
+    ),
+    (
+        "blank results folder",
+        lambda c: c.update(results="  "),
+        r"config key results: '  ' does not match",
+    ),
+    (
+        "integer-valued float seed",
+        lambda c: _exp(c).update(seeds=[3.0]),
+        r"experiments\.test\.seeds\.0: 3\.0 is not of type 'integer'",
+    ),
+    (
+        "integer-valued float batch size",
+        lambda c: _exp(c).update(batch_size=32.0),
+        r"experiments\.test\.batch_size: 32\.0 is not of type 'integer'",
+    ),
+    (
+        "seed beyond numpy and torch",
+        lambda c: _exp(c).update(seeds=[2**70]),
+        r"experiments\.test\.seeds\.0: 1180591620717411303424 is greater than the maximum of 4294967295",
+    ),
+    (
+        "seed of 2**32",
+        lambda c: _exp(c)["noise"].update(seed=2**32),
+        r"experiments\.test\.noise\.seed: 4294967296 is greater than the maximum of 4294967295",
+    ),
+    (
+        "experiment name that reads as an option",
+        lambda c: c["experiments"].update({"-x": c["experiments"].pop("test")}),
+        r"config key experiments: '-x' does not match '\^\[A-Za-z0-9_\]\[A-Za-z0-9_-\]\*\$'",
+    ),
+    (
+        "sampled noise batches as large as the split",
+        lambda c: _exp(c)["noise"].update(batch_size=800),
+        r"experiments\.test\.noise\.batch_size: 800 is not smaller than the smaller split \(800 "
+        r"examples\).*allowed: 1 … 799",
+    ),
+    (
+        "sampled noise batches larger than the split",
+        lambda c: _exp(c)["noise"].update(batch_size=1000),
+        r"experiments\.test\.noise\.batch_size: 1000 is not smaller",
+    ),
+    (
+        "reversed exit-ratio band",
+        lambda c: c.setdefault("claims", {}).update(exit_ratio_band=[1.25, 0.8]),
+        r"claims\.exit_ratio_band: \[1\.25, 0\.8\] is reversed; allowed: \[low, high\] with low ≤ high",
+    ),
+    (
+        "reversed alpha window",
+        lambda c: c.setdefault("claims", {}).update(alpha_window=[30, 10]),
+        r"claims\.alpha_window: \[30, 10\] is reversed",
+    ),
+    (
+        "ghost batches leaving a one-example chunk",
+        lambda c: _lb(c)["arms"]["lb_lr_gbn"].update(ghost_batch_size=127),
+        r"test_lb\.arms\.lb_lr_gbn\.ghost_batch_size: 127 leaves a ghost batch of 1 example "
+        r"\(batch_size 128 = 1 × 127 \+ 1\).*allowed: sizes g ≤ 128 with 128 mod g ≠ 1",
+    ),
+]
+
+
 @pytest.mark.parametrize(("case", "mutate", "message"), BAD, ids=[b[0] for b in BAD])
 def test_malformed_config_is_rejected_naming_the_key(test_config, case, mutate, message):
     mutate(test_config)
@@ -251,3 +332,52 @@ def test_arms_inherit_and_scale_from_their_reference(test_config):
     assert (
         sb.checkpoints == [10, 30, 50] and lb.checkpoints == [8] and ra.checkpoints == [10, 30, 56]
     )
+
+
+BAD_FILES = [
+    ("empty mapping", "{}\n", r"empty mapping \{\}; allowed: a mapping"),
+    ("empty file", "", r"holds nothing; allowed: a mapping"),
+    ("a list", "- experiments\n", r"holds list; allowed: a mapping"),
+    ("broken YAML", "experiments: {test: [\n", r"not valid YAML"),
+    (
+        "duplicate key",
+        "results: a\nresults: b\n",
+        r"not valid YAML .*key 'results' given twice \(first at line 1\)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "message"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_a_bad_config_file_is_rejected_naming_it(tmp_path, case, text, message):
+    path = tmp_path / "my.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"config file {path}: {message}"):
+        load_config_file(path)
+    with pytest.raises(ConfigError, match=rf"config file {path}"):
+        prepare_config({"experiments": {}}, files=[path])
+
+
+def test_a_duplicate_key_deep_in_an_experiment_is_rejected(tmp_path, root):
+    text = (root / "config" / "test.yaml").read_text()
+    path = tmp_path / "dup.yaml"
+    path.write_text(text.replace("    seeds: [3, 7]\n", "    seeds: [3, 7]\n    seeds: [1]\n", 1))
+    with pytest.raises(ConfigError, match=r"key 'seeds' given twice"):
+        load_config_file(path)
+
+
+def test_snakemake_refuses_an_empty_configfile_instead_of_running_the_default(root, tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("{}\n")
+    out = snakemake(
+        root,
+        "-n",
+        "--cores",
+        "1",
+        "--configfile",
+        str(path),
+        "-d",
+        str(tmp_path / "wd"),
+        check=False,
+    )
+    assert out.returncode != 0
+    assert f"config file {path}: empty mapping" in out.stderr + out.stdout

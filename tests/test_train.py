@@ -134,11 +134,16 @@ def test_resume_state_of_other_settings_is_discarded(tmp_path, monkeypatch):
     assert (tmp_path / "history.parquet").read_bytes() == fresh
 
 
-def test_diverging_run_is_recorded_not_dropped(tmp_path):
-    status = train_run(settings(optimizer="sgd", hparams={"lr": 1e6}), tmp_path)
+@pytest.mark.parametrize("optimizer", ["sgd", "sgdm", "adam"])
+def test_diverging_run_is_recorded_not_dropped(tmp_path, optimizer):
+    """lr 1e3 drives the loss to ~1e11 (finite): far above the initial loss, so diverged."""
+    hparams = {"lr": 1e3, "momentum": 0.9} if optimizer == "sgdm" else {"lr": 1e3}
+    status = train_run(settings(optimizer=optimizer, hparams=hparams), tmp_path)
     assert status == "diverged"
     hist = pq.read_table(tmp_path / "history.parquet").to_pandas()
-    assert hist.status.iloc[-1] == "diverged" and not math.isfinite(hist.batch_loss.iloc[-1])
+    limit = train_mod.divergence_limit(hist.train_loss.iloc[0], 10)
+    assert hist.status.iloc[-1] == "diverged" and not hist.batch_loss.iloc[-1] <= limit
+    assert (hist.status.iloc[:-1] == "ok").all()
     assert (
         pq.read_schema(tmp_path / "history.parquet")
         .metadata[b"gradnoise.settings"]
@@ -292,3 +297,92 @@ def test_augmentation_is_seeded_and_shifts_within_the_padding():
     assert not torch.equal(
         augment_batch(x, {"shift": 2}, bg, torch.Generator().manual_seed(2)), shifted
     )
+
+
+def test_divergence_rule_is_non_finite_or_far_above_the_initial_loss():
+    limit = train_mod.divergence_limit(0.01, 10)  # trained start: chance level sets the scale
+    assert limit == pytest.approx(train_mod.DIVERGENCE_FACTOR * math.log(10))
+    assert train_mod.diverged(math.nan, limit) and train_mod.diverged(math.inf, limit)
+    assert train_mod.diverged(1.01 * limit, limit) and not train_mod.diverged(0.99 * limit, limit)
+
+
+# the file-system operations through which finishing (and the io helpers it calls) writes
+_FS_OPS = ["replace", "link", "unlink", "rmdir"]
+
+
+def _finish_ops(monkeypatch, kill_at: int | None) -> list[str]:
+    """Count the file-system operations of train._finish; raise before the kill_at-th one."""
+    done: list[str] = []
+    inside = {"on": False}
+    real_finish = train_mod._finish
+
+    def finish(*args, **kwargs):
+        inside["on"] = True
+        try:
+            return real_finish(*args, **kwargs)
+        finally:
+            inside["on"] = False
+
+    def counted(name, real):
+        def op(*args, **kwargs):
+            if inside["on"]:
+                if len(done) + 1 == kill_at:
+                    raise KeyboardInterrupt(f"killed before {name} #{kill_at}")
+                done.append(name)
+            return real(*args, **kwargs)
+
+        return op
+
+    monkeypatch.setattr(train_mod, "_finish", finish)
+    for name in _FS_OPS:
+        monkeypatch.setattr(train_mod.os, name, counted(name, getattr(train_mod.os, name)))
+    return done
+
+
+def _outputs(run_dir) -> dict[str, bytes]:
+    files = [run_dir / "history.parquet", *sorted((run_dir / "checkpoints").glob("*.pt"))]
+    return {f.name: f.read_bytes() for f in files}
+
+
+FINISHING = {
+    "ok": {},
+    "target": dict(optimizer="sgdm", hparams={"lr": 0.05, "momentum": 0.9}, until_train_acc=30.0),
+    "diverged": dict(optimizer="sgd", hparams={"lr": 1e3}),
+}
+
+
+@pytest.mark.parametrize("kind", FINISHING)
+def test_a_kill_at_any_point_of_finishing_reruns_to_the_same_outputs(tmp_path, monkeypatch, kind):
+    run = settings(**FINISHING[kind])
+    with monkeypatch.context() as m:
+        ops = _finish_ops(m, None)
+        status = train_run(run, tmp_path / "clean")
+    want = _outputs(tmp_path / "clean")
+    assert len(ops) >= 4
+    for k in range(1, len(ops) + 1):
+        cut = tmp_path / f"cut{k}"
+        with monkeypatch.context() as m:
+            _finish_ops(m, k)
+            with pytest.raises(KeyboardInterrupt):
+                train_run(run, cut)
+        assert train_run(run, cut) == status
+        assert _outputs(cut) == want, f"killed before file operation {k} ({ops[k - 1]})"
+        assert not (cut / ".resume").exists()
+
+
+def test_resume_state_made_by_other_code_is_discarded(tmp_path, monkeypatch, caplog):
+    """Kill, edit the code training imports, rerun: the run starts again from iteration 0."""
+    with monkeypatch.context() as m:
+        _interrupt_at_batch(m, 13)
+        with pytest.raises(KeyboardInterrupt):
+            train_run(settings(), tmp_path / "cut")
+    state = torch.load(tmp_path / "cut" / ".resume" / "state.pt", weights_only=True)
+    assert state["code"] == train_mod.code_digest() and state["iteration"] == 8
+    with monkeypatch.context() as m, caplog.at_level("INFO", logger="gradnoise.train"):
+        m.setattr(train_mod, "code_digest", lambda: "edited-optim-py")
+        seen = []
+        real_next = train_mod.BatchStream.next
+        m.setattr(train_mod.BatchStream, "next", lambda s: seen.append(1) or real_next(s))
+        train_run(settings(), tmp_path / "cut")
+    assert "made by other code" in caplog.text and "resuming" not in caplog.text
+    assert len(seen) == 24  # every iteration ran again

@@ -206,6 +206,13 @@ def _resolve(
                 f"config key {key}.ghost_batch_size: {ghost} is larger than the arm's batch_size "
                 f"({batch})"
             )
+        if batch % ghost == 1:
+            raise ConfigError(
+                f"config key {key}.ghost_batch_size: {ghost} leaves a ghost batch of 1 example "
+                f"(batch_size {batch} = {batch // ghost} × {ghost} + 1), whose BatchNorm statistics "
+                f"do not exist; allowed: sizes g ≤ {batch} with {batch} mod g ≠ 1 (e.g. divisors of "
+                f"{batch})"
+            )
         if not has_batchnorm(exp["model"]):
             raise ConfigError(
                 f"config key {key}.ghost_batch_size: model {exp['model']['name']!r} has no BatchNorm "

@@ -5,7 +5,8 @@ Every error names the key and, where there is a closed set, the allowed values."
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+import math
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,13 @@ def _with_defaults(
                     instance[name] = copy.deepcopy(default)
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(cls, {"properties": set_defaults})
+    # an integer key takes integers only: 3.0 or 32.0 would reach range() and torch as floats
+    strict_integers = cls.TYPE_CHECKER.redefine(
+        "integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool)
+    )
+    return jsonschema.validators.extend(
+        cls, {"properties": set_defaults}, type_checker=strict_integers
+    )
 
 
 def _describe(err: jsonschema.ValidationError) -> str:
@@ -65,9 +72,13 @@ def load_schema() -> dict[str, Any]:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
-def prepare_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Validate `config` and return a copy with every default filled in; raise ConfigError otherwise."""
+def prepare_config(config: dict[str, Any], files: Iterable[str | Path] = ()) -> dict[str, Any]:
+    """Validate `config` and return a copy with every default filled in; raise ConfigError otherwise.
+    `files`: the config files it was read from (``--configfile``), checked on their own first."""
+    for path in files:
+        read_config_file(path)
     cfg = copy.deepcopy(config)
+    _check_finite(cfg, ())
     schema = load_schema()
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(
@@ -83,6 +94,7 @@ def prepare_config(config: dict[str, Any]) -> dict[str, Any]:
         _complete_arm_hparams(name, exp, schema, validator)
         _check_experiment(name, exp)
     _check_escape(cfg)
+    _check_intervals(cfg)
     _check_shares(cfg["claims"])
     return cfg
 
@@ -97,6 +109,46 @@ def _check_shares(claims: dict[str, Any]) -> None:
                 "p/q with 1/2 < p/q ≤ 1, e.g. 2/3"
             )
 
+
+def _check_finite(value: Any, path: tuple) -> None:
+    """NaN and ±inf are numbers to YAML (.nan, .inf) and to the schema's comparisons (NaN > 0 is
+    false, so `exclusiveMinimum` lets it through); no key takes them."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, (*path, i))
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(
+            f"config key {_key(path)}: {value} is not allowed; allowed: a finite number"
+        )
+
+
+# (low, high) pairs that must be in increasing order; null in alpha_window means "the last".
+_INTERVALS = [("claims", "exit_ratio_band"), ("claims", "alpha_window")]
+
+
+def _check_intervals(cfg: dict[str, Any]) -> None:
+    for path in _INTERVALS:
+        value: Any = cfg
+        for k in path:
+            value = value.get(k) if isinstance(value, dict) else None
+        if isinstance(value, list) and len(value) == 2 and None not in value:
+            low, high = value
+            if not low <= high:
+                raise ConfigError(
+                    f"config key {_key(path)}: {value} is reversed; allowed: [low, high] with low ≤ high"
+                )
+
+
+# (train, test) examples of the torchvision data sets; train_size/test_size keep the first ones.
+_FULL_SIZES = {
+    "mnist": (60000, 10000),
+    "fashion_mnist": (60000, 10000),
+    "cifar10": (50000, 10000),
+    "cifar100": (50000, 10000),
+}
 
 # The schema definition that validates each optimizer's hyperparameters.
 _HPARAM_DEFS = {
@@ -149,23 +201,34 @@ def _check_experiment(name: str, exp: dict[str, Any]) -> None:
             raise ConfigError(
                 f"config key {key}.dataset: train_size + test_size must be ≤ 5000 (the embedded sample)"
             )
-        noise = exp["noise"]
-        smaller = min({"train": train, "test": test}[s] for s in noise["splits"])
-        batches = (
-            {a.training.batch_size for a in arms.values()}
-            if noise["batch_size"] == "training"
-            else {noise["batch_size"]}
+    else:
+        full_train, full_test = _FULL_SIZES[ds["name"]]
+        train = min(ds.get("train_size") or full_train, full_train)
+        test = min(ds.get("test_size") or full_test, full_test)
+    noise = exp["noise"]
+    smaller = min({"train": train, "test": test}[s] for s in noise["splits"])
+    batches = (
+        {a.training.batch_size for a in arms.values()}
+        if noise["batch_size"] == "training"
+        else {noise["batch_size"]}
+    )
+    if noise["mode"] == "reference" and smaller // max(batches) < 4:
+        raise ConfigError(
+            f"config key {key}.noise.batch_size: {max(batches)} leaves fewer than 4 minibatches "
+            f"in the smaller split ({smaller} examples); use mode: sampled or smaller batches"
         )
-        if noise["mode"] == "reference" and smaller // max(batches) < 4:
-            raise ConfigError(
-                f"config key {key}.noise.batch_size: {max(batches)} leaves fewer than 4 minibatches "
-                f"in the smaller split ({smaller} examples); use mode: sampled or smaller batches"
-            )
-        if model["name"] in ("vgg11", "vgg16", "alexnet_small"):
-            raise ConfigError(
-                f"config key {key}.model.name: {model['name']!r} needs 32×32 inputs; use a CIFAR data set "
-                "or one of mlp, lenet, fc_ref, resnet18"
-            )
+    if noise["mode"] == "sampled" and max(batches) >= smaller:
+        # every minibatch would be (nearly) the whole split: the "noise" is rounding error
+        raise ConfigError(
+            f"config key {key}.noise.batch_size: {max(batches)} is not smaller than the smaller split "
+            f"({smaller} examples), so sampled minibatches hold the whole split and have no noise; "
+            f"allowed: 1 … {smaller - 1}"
+        )
+    if ds["name"] == "mnist_embedded" and model["name"] in ("vgg11", "vgg16", "alexnet_small"):
+        raise ConfigError(
+            f"config key {key}.model.name: {model['name']!r} needs 32×32 inputs; use a CIFAR data set "
+            "or one of mlp, lenet, fc_ref, resnet18"
+        )
     if ds["name"] in ("mnist", "fashion_mnist") and model["name"] in (
         "vgg11",
         "vgg16",
@@ -237,5 +300,52 @@ def _check_escape(cfg: dict[str, Any]) -> None:
             )
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, yaml.Mark] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` keys may be overridden
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key!r} given twice (first at line {seen[key].line + 1})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a config file holds; a missing, broken, empty or non-mapping file, or one with a
+    duplicate key, raises ConfigError naming it."""
+    path = Path(path)
+    try:
+        data = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except OSError as err:
+        raise ConfigError(f"config file {path}: cannot be read ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path}: not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {path}: holds {type(data).__name__ if data is not None else 'nothing'}; "
+            "allowed: a mapping with the keys of config/README.md (at least `experiments`)"
+        )
+    if not data:
+        raise ConfigError(
+            f"config file {path}: empty mapping {{}}; allowed: a mapping with the keys of "
+            "config/README.md (at least `experiments`); the default is config/config.yaml"
+        )
+    return data
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    return prepare_config(yaml.safe_load(Path(path).read_text()))
+    return prepare_config(read_config_file(path))

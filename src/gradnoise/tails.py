@@ -517,9 +517,13 @@ def _alpha_rows(
     too_few = bool(note)
     pooled, pooled_note = (UNAVAILABLE, note) if too_few else _pooled(stat, beta, ts, rng)
     results = {"pooled": (pooled, p * stat["numel"], pooled_note)}
-    coord = _coordinate(coords, beta, ts, rng) if coords.shape[1] > 0 and not too_few else {}
+    # a layer none of whose stored coordinates has noise (dead units, a blown-up run) has no tail
+    silent = p > 0 and coords.shape[1] > 0 and not np.ptp(coords, axis=0).any()
+    usable = coords.shape[1] > 0 and not too_few and not silent
+    coord = _coordinate(coords, beta, ts, rng) if usable else {}
+    why = note if too_few else "no stored coordinate has noise" if silent else ""
     for name in COORDINATE_ESTIMATORS:
-        results[name] = (coord.get(name, UNAVAILABLE), coords.size, note if too_few else "")
+        results[name] = (coord.get(name, UNAVAILABLE), coords.size, why)
     return [
         {
             "quantity": "alpha",

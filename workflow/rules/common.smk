@@ -11,7 +11,7 @@ from gradnoise.io import FIGURES, STUDY_FIGURES
 from gradnoise.studies import study_roles
 import snakemake.io as smk_io  # smk_io.report: a line may not start with `report` in a .smk file
 
-config = prepare_config(config)
+config = prepare_config(config, files=workflow.overwrite_configfiles)
 RESULTS = config["results"]
 EXPERIMENTS = config["experiments"]
 ARMS = {name: expand_arms(name, exp) for name, exp in EXPERIMENTS.items()}
@@ -177,16 +177,18 @@ def sharpness_files(experiment):
     ]
 
 
-def histogram_noise_file(w):
-    """The noise file whose layer histogram is drawn: the first SGD arm (else the first arm), first
-    seed, final checkpoint."""
-    arms = ARMS[w.experiment]
-    arm = next(
-        (a for a in arms.values() if a.optimizer in ("sgd", "sgdm")),
-        next(iter(arms.values())),
+def histogram_noise_files(w):
+    """The noise files whose layer histogram may be drawn, in order of preference: SGD arms first,
+    then the others, each seed, final checkpoint; the figure draws the first run that did not
+    diverge."""
+    arms = sorted(
+        ARMS[w.experiment].values(), key=lambda a: a.optimizer not in ("sgd", "sgdm")
     )
-    seed = EXPERIMENTS[w.experiment]["seeds"][0]
-    return f"{RESULTS}/{w.experiment}/noise/{arm.name}/seed{seed}/step{arm.final_step}.parquet"
+    return [
+        f"{RESULTS}/{w.experiment}/noise/{arm.name}/seed{seed}/step{arm.final_step}.parquet"
+        for arm in arms
+        for seed in EXPERIMENTS[w.experiment]["seeds"]
+    ]
 
 
 def arm_labels(experiment):

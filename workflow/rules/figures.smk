@@ -8,7 +8,7 @@ rule figures:
         tails=f"{RESULTS}/{{experiment}}/tails.parquet",
         histories=lambda w: histories(w.experiment),
         sharpness=lambda w: sharpness_files(w.experiment),
-        noise=histogram_noise_file,
+        noise=histogram_noise_files,
     output:
         figure_outputs("figures"),
     log:

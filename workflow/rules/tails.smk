@@ -17,9 +17,10 @@ rule tails:
         runtime=30,
     params:
         settings=lambda w: as_json(EXPERIMENTS[w.experiment]["tails"]),
+        expect=lambda w: as_json({**run_key(w), "step": int(w.step)}),
     shell:
         "python scripts/tails.py --settings {params.settings:q} --samples {input.samples:q} "
-        "--stats {input.stats:q} --out {output:q} 2> {log:q}"
+        "--stats {input.stats:q} --expect {params.expect:q} --out {output:q} 2> {log:q}"
 
 
 rule aggregate_tails:
