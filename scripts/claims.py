@@ -23,6 +23,7 @@ from gradnoise.io import (
     tmp_path,
     write_parquet,
 )
+from gradnoise.provenance import check_unique_runs
 from gradnoise.tails import TAILS_SCHEMA
 
 TITLES = {
@@ -34,10 +35,9 @@ TITLES = {
 
 def evaluate(study: str, s: dict, args, cs: ClaimSettings) -> list[Row]:
     """The study's claims rows from the inputs given on the command line."""
-    runs = pd.concat(
-        [read_parquet(f, schema=SHARPNESS_SCHEMA).to_pandas() for f in args.sharpness],
-        ignore_index=True,
-    )
+    sharpness = {f: read_parquet(f, schema=SHARPNESS_SCHEMA) for f in args.sharpness}
+    check_unique_runs(sharpness, ["experiment", "arm", "seed"])
+    runs = pd.concat([t.to_pandas() for t in sharpness.values()], ignore_index=True)
     tails = read_parquet(args.tails, schema=TAILS_SCHEMA).to_pandas()
     if study == "optimizers":
         escape = read_parquet(args.escape, schema=ESCAPE_SCHEMA).to_pandas()

@@ -317,6 +317,10 @@ def test_diverged_runs_leave_their_seed_out_and_are_named():
     runs.loc[(runs.arm == "adam") & (runs.seed == 11), "status"] = "diverged"
     c8 = _evaluate(runs=runs).query("claim == 'C8' and pair == 'sgdm vs adam'").iloc[0]
     assert c8.n == 2 and "adam/seed11" in c8.measured
+    claims = _evaluate(runs=runs)
+    for claim, pair in (("C1", "adam"), ("C2", "sgdm vs adam"), ("C3", "adam"), ("C4", "adam")):
+        row = claims.query(f"claim == '{claim}' and pair == '{pair}'").iloc[0]
+        assert "diverged (left out): adam/seed11" in row.measured, claim
 
 
 def test_missing_families_are_inconclusive_with_the_reason():

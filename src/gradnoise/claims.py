@@ -86,9 +86,15 @@ def evaluate_claims(
     adams = list(dict.fromkeys(a for _, a in pairs))
     need = "an SGD and an Adam arm"
     rows = _c1(alphas, runs, cs)
-    rows += [_c2(alphas, s, a, cs) for s, a in pairs] or [missing("C2", CLAIMS["C2"], need)]
-    rows += [_c3(alphas, a, cs) for a in adams] or [missing("C3", CLAIMS["C3"], "Adam arm")]
-    rows += [_c4(tails, a, cs) for a in adams] or [missing("C4", CLAIMS["C4"], "Adam arm")]
+    rows += [_c2(alphas, s, a, cs, diverged_note(runs, s, a)) for s, a in pairs] or [
+        missing("C2", CLAIMS["C2"], need)
+    ]
+    rows += [_c3(alphas, a, cs, diverged_note(runs, a)) for a in adams] or [
+        missing("C3", CLAIMS["C3"], "Adam arm")
+    ]
+    rows += [_c4(tails, a, cs, diverged_note(runs, a)) for a in adams] or [
+        missing("C4", CLAIMS["C4"], "Adam arm")
+    ]
     rows.append(_c5(escape, cs))
     rows += [_c6(escape, alphas, s, a, cs) for s, a in pairs] or [missing("C6", CLAIMS["C6"], need)]
     rows += [_c7(runs, s, a, cs, hparams or {}) for s, a in pairs] or [
@@ -144,7 +150,7 @@ def _window_steps(alphas: Alphas, sgd: str, adam: str, window: list[int | None])
     return [int(s) for s in steps if s > 0 and lo <= s <= hi]
 
 
-def _c2(alphas: Alphas, sgd: str, adam: str, cs: ClaimSettings) -> Row:
+def _c2(alphas: Alphas, sgd: str, adam: str, cs: ClaimSettings, note: str) -> Row:
     window = _window_steps(alphas, sgd, adam, cs.alpha_window)
 
     def diff(step: int, est: str) -> dict[int, float]:
@@ -166,14 +172,14 @@ def _c2(alphas: Alphas, sgd: str, adam: str, cs: ClaimSettings) -> Row:
         "C2",
         CLAIMS["C2"],
         pair=_pair(sgd, adam),
-        measured=f"α_{adam} − α_{sgd} (raw view) averaged over checkpoints {window}; per checkpoint — {per_step}",
+        measured=f"α_{adam} − α_{sgd} (raw view) averaged over checkpoints {window}; per checkpoint — {per_step}{note}",
         control=f"{sgd} and {adam} runs paired by seed (same initialization and data); two controlled estimators",
         rule=f"per estimator, the seed-paired difference averaged over alpha_window {cs.alpha_window} against alpha_margin ({cs.alpha_margin}); both estimators must agree",
         test=_agreement({e: over_window(e) for e in CONTROLLED}, Rule("above", cs.alpha_margin)),
     )
 
 
-def _c3(alphas: Alphas, adam: str, cs: ClaimSettings) -> Row:
+def _c3(alphas: Alphas, adam: str, cs: ClaimSettings, note: str) -> Row:
     step = alphas.final_step(adam)
 
     def lightening(est: str) -> dict[int, float]:
@@ -194,14 +200,15 @@ def _c3(alphas: Alphas, adam: str, cs: ClaimSettings) -> Row:
         CLAIMS["C3"],
         pair=adam,
         measured=f"{adam}: {views}; effect: lightening (null − α)_raw − (null − α)_averaged"
-        + (f"; averaged view: {notes}" if notes else ""),
+        + (f"; averaged view: {notes}" if notes else "")
+        + note,
         control="each view against its own Gaussian null (the averaged view's null is the same EMA of Gaussian draws); the same noise draws without averaging",
         rule=f"per estimator, the lightening over seeds against alpha_margin ({cs.alpha_margin}); both estimators must agree",
         test=_agreement({e: lightening(e) for e in CONTROLLED}, Rule("above", cs.alpha_margin)),
     )
 
 
-def _c4(tails: pd.DataFrame, adam: str, cs: ClaimSettings) -> Row:
+def _c4(tails: pd.DataFrame, adam: str, cs: ClaimSettings, note: str) -> Row:
     er = tails[
         (tails.status == "ok")
         & (tails.arm == adam)
@@ -225,7 +232,7 @@ def _c4(tails: pd.DataFrame, adam: str, cs: ClaimSettings) -> Row:
         "C4",
         CLAIMS["C4"],
         pair=adam,
-        measured=f"{adam}: effective rank preconditioned {cs.interval(by_view['preconditioned'].values())} vs raw {cs.interval(by_view['raw'].values())}; ratio {ratio}; effect: log ratio",
+        measured=f"{adam}: effective rank preconditioned {cs.interval(by_view['preconditioned'].values())} vs raw {cs.interval(by_view['raw'].values())}; ratio {ratio}; effect: log ratio{note}",
         control="the raw noise at the same iterate",
         rule=f"log(effective rank preconditioned / raw) per seed against log(anisotropy_ratio) = log {cs.anisotropy_ratio}",
         test=SeedTest(log_ratio, Rule("above", math.log(cs.anisotropy_ratio))),

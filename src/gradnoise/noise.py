@@ -323,7 +323,8 @@ def sample_split(
             for pieces in minibatch_gradients(model, x, y, batches):
                 for piece in pieces:
                     finite &= torch.isfinite(piece).all()
-                    f.write(piece.cpu().numpy())
+                    # contiguous: the gradient of p.sum() is an expanded (stride-0) tensor
+                    f.write(piece.contiguous().cpu().numpy())
         if not bool(finite):
             raise NonFiniteNoise(f"non-finite minibatch gradients (P={p}, D={d})")
         middle = time.perf_counter()
