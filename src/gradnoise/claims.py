@@ -130,7 +130,8 @@ def _c1(alphas: Alphas, runs: pd.DataFrame, cs: ClaimSettings) -> list[Row]:
                 pair=arm,
                 measured=f"α̂ (raw view, step {step}): "
                 + ", ".join(parts)
-                + f"; pooled (reference, never decides) {ref}; effect: null − α̂",
+                + f"; pooled (reference, never decides) {ref}; effect: null − α̂"
+                + diverged_note(runs, arm),
                 control="each estimate against a Gaussian surrogate with the same per-coordinate robust scale (IQR/1.349), through the same estimator",
                 rule=f"per controlled estimator, null − α̂ over seeds against heavy_margin ({cs.heavy_margin}); both estimators must agree; the claim needs every arm",
                 test=_agreement(
