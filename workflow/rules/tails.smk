@@ -1,6 +1,7 @@
 rule tails:
     input:
-        code("tails", "estimators", "anisotropy", "views"),
+        script=script("tails"),
+        code=code("tails"),
         samples=rules.noise.output.samples,
         stats=rules.noise.output.stats,
     output:
@@ -18,13 +19,14 @@ rule tails:
     params:
         settings=lambda w: as_json(EXPERIMENTS[w.experiment]["tails"]),
     shell:
-        "python scripts/tails.py --settings {params.settings:q} --samples {input.samples:q} "
+        "python {input.script:q} --settings {params.settings:q} --samples {input.samples:q} "
         "--stats {input.stats:q} --out {output:q} 2> {log:q}"
 
 
 rule aggregate_tails:
     input:
-        "scripts/aggregate.py",
+        script=script("aggregate"),
+        code=code("aggregate"),
         tables=lambda w: tails_files(w.experiment),
     output:
         f"{RESULTS}/{{experiment}}/tails.parquet",
@@ -39,4 +41,4 @@ rule aggregate_tails:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/aggregate.py {input.tables:q} --contract tails --out {output:q} 2> {log:q}"
+        "python {input.script:q} {input.tables:q} --contract tails --out {output:q} 2> {log:q}"
