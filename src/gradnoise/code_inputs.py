@@ -35,12 +35,13 @@ def _stage_code(script: Path, src: Path, package: str) -> tuple[Path, ...]:
     todo = [(script, None)]  # (file, its module name in the package; None for scripts)
     while todo:
         path, module = todo.pop()
-        for name in _imported_names(path, module):
+        names, data_files = _read(path, module)
+        seen.update(dict.fromkeys(data_files))
+        for name in names:
             for dep, dep_module in _files_of(name, script.parent, src, package):
                 if dep not in seen:
                     seen[dep] = None
-                    if dep.suffix == ".py":
-                        todo.append((dep, dep_module))
+                    todo.append((dep, dep_module))
     script_files = [p for p in seen if not p.is_relative_to(src)]
     package_files = sorted(p for p in seen if p.is_relative_to(src))
     return (*script_files, *package_files)
@@ -49,10 +50,8 @@ def _stage_code(script: Path, src: Path, package: str) -> tuple[Path, ...]:
 def _files_of(
     name: str, script_dir: Path, src: Path, package: str
 ) -> list[tuple[Path, str | None]]:
-    """The files that importing the module `name` runs (a package's __init__ and every parent's), or
-    the data file it names; nothing for other packages' modules."""
-    if name.startswith("file:"):
-        return [(Path(name[5:]), None)]
+    """The files that importing the module `name` runs (a package's __init__ and every parent's), each
+    with its module name (None for a sibling script); nothing for other packages' modules."""
     parts = name.split(".")
     if parts[0] != package:
         sibling = script_dir / f"{parts[0]}.py"  # a script's sibling (`import _cli`)
@@ -71,12 +70,14 @@ def _files_of(
 
 
 @functools.cache
-def _imported_names(path: Path, module: str | None) -> tuple[str, ...]:
-    """Module names (and "file:" data files) the source at `path` imports anywhere in its body.
-    `module` is its dotted name inside the package (None for a script), for relative imports."""
+def _read(path: Path, module: str | None) -> tuple[tuple[str, ...], tuple[Path, ...]]:
+    """The module names the source at `path` imports anywhere in its body, and the package's data
+    files it names. `module` is its dotted name in the package (None for a script), for relative
+    imports and the package's root."""
     tree = ast.parse(path.read_text(), filename=str(path))
     is_init = path.name == "__init__.py"
     names: list[str] = []
+    data_files: list[Path] = []
     for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
@@ -90,11 +91,11 @@ def _imported_names(path: Path, module: str | None) -> tuple[str, ...]:
             if _DOTTED.match(text):
                 names.append(text.split(":")[0])
             elif module is not None and _FILE.match(text):
-                root = path.parents[module.count(".") - (0 if is_init else 1)]  # the package's
+                root = path.parents[module.count(".") - (0 if is_init else 1)]  # top-level package
                 data = (root / text).resolve()
                 if data.is_file() and data.is_relative_to(root):
-                    names.append(f"file:{data}")
-    return tuple(dict.fromkeys(names))
+                    data_files.append(data)
+    return tuple(dict.fromkeys(names)), tuple(dict.fromkeys(data_files))
 
 
 def _absolute(node: ast.ImportFrom, module: str | None, is_init: bool) -> str | None:
