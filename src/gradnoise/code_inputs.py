@@ -16,11 +16,15 @@ from __future__ import annotations
 import ast
 import functools
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 # A literal that names a module (optionally with an attribute): "pkg.studies.optimizers:claims".
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+(:[A-Za-z_][\w.]*)?$")
 _FILE = re.compile(r"^[\w.-]+(/[\w.-]+)+$|^[\w-]+\.[A-Za-z0-9]+$")
+_STRING = re.compile(
+    r"""(["'])([\w./:-]+)\1"""
+)  # a one-line literal that may name a module or file
 
 
 def stage_code(script: Path | str, src: Path | str, package: str = "gradnoise") -> list[Path]:
@@ -47,6 +51,7 @@ def _stage_code(script: Path, src: Path, package: str) -> tuple[Path, ...]:
     return (*script_files, *package_files)
 
 
+@functools.cache
 def _files_of(
     name: str, script_dir: Path, src: Path, package: str
 ) -> list[tuple[Path, str | None]]:
@@ -55,14 +60,14 @@ def _files_of(
     parts = name.split(".")
     if parts[0] != package:
         sibling = script_dir / f"{parts[0]}.py"  # a script's sibling (`import _cli`)
-        return [(sibling.resolve(), None)] if len(parts) == 1 and sibling.is_file() else []
+        return [(sibling, None)] if len(parts) == 1 and sibling.is_file() else []
     found = []
     for i in range(1, len(parts) + 1):
         module = ".".join(parts[:i])
         base = src.joinpath(*parts[:i])
         for candidate in (base / "__init__.py", base.with_suffix(".py")):
             if candidate.is_file():
-                found.append((candidate.resolve(), module))
+                found.append((candidate, module))
                 break
         else:
             break  # not a module: an attribute (from pkg.io import FIGURES), or absent
@@ -74,11 +79,11 @@ def _read(path: Path, module: str | None) -> tuple[tuple[str, ...], tuple[Path, 
     """The module names the source at `path` imports anywhere in its body, and the package's data
     files it names. `module` is its dotted name in the package (None for a script), for relative
     imports and the package's root."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    text = path.read_text()
+    tree = ast.parse(text, filename=str(path))
     is_init = path.name == "__init__.py"
     names: list[str] = []
-    data_files: list[Path] = []
-    for node in _runtime_nodes(tree):
+    for node in _statements(tree.body):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -86,15 +91,15 @@ def _read(path: Path, module: str | None) -> tuple[tuple[str, ...], tuple[Path, 
             if base is not None:
                 names.append(base)
                 names += [f"{base}.{alias.name}" for alias in node.names if alias.name != "*"]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            text = node.value
-            if _DOTTED.match(text):
-                names.append(text.split(":")[0])
-            elif module is not None and _FILE.match(text):
-                root = path.parents[module.count(".") - (0 if is_init else 1)]  # top-level package
-                data = (root / text).resolve()
-                if data.is_file() and data.is_relative_to(root):
-                    data_files.append(data)
+    data_files: list[Path] = []
+    for _, literal in _STRING.findall(text):
+        if _DOTTED.match(literal):
+            names.append(literal.split(":")[0])
+        elif module is not None and _FILE.match(literal):
+            root = path.parents[module.count(".") - (0 if is_init else 1)]  # top-level package
+            data = (root / literal).resolve()
+            if data.is_file() and data.is_relative_to(root):
+                data_files.append(data)
     return tuple(dict.fromkeys(names)), tuple(dict.fromkeys(data_files))
 
 
@@ -111,17 +116,20 @@ def _absolute(node: ast.ImportFrom, module: str | None, is_init: bool) -> str | 
     return ".".join([*parts, *([node.module] if node.module else [])])
 
 
-def _runtime_nodes(tree: ast.AST):
-    """Every node of the tree except those under `if TYPE_CHECKING:` (imports for type checkers)."""
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        yield node
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child.test):
-                stack.extend(child.orelse)
-            else:
-                stack.append(child)
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement, nested ones too (imports inside functions, classes, try and with blocks), but
+    not those under `if TYPE_CHECKING:` (imports for type checkers, which never run)."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, ast.If) and _is_type_checking(stmt.test):
+            yield from _statements(stmt.orelse)
+            continue
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            for child in getattr(stmt, field, ()):
+                if isinstance(child, ast.stmt):
+                    yield from _statements([child])
+                else:  # an except handler or a match case: statements one level down
+                    yield from _statements(child.body)
 
 
 def _is_type_checking(test: ast.expr) -> bool:
