@@ -58,11 +58,18 @@ def _no_absent_slurm_controller(tmp_path_factory) -> None:
 LOCAL_ENV: dict[str, str] = {}
 
 
-def snakemake(cwd: Path, *args: str, timeout: int = 900, check: bool = True, local: bool = True):
+def snakemake(
+    cwd: Path,
+    *args: str,
+    timeout: int = 900,
+    check: bool = True,
+    local: bool = True,
+    env: dict[str, str] | None = None,
+):
     import subprocess
     import sys
 
-    env = {**os.environ, **LOCAL_ENV} if local else None
+    env = {**os.environ, **(LOCAL_ENV if local else {}), **(env or {})}
     out = subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
         cwd=cwd,

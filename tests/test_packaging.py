@@ -57,3 +57,23 @@ def test_no_file_of_the_package_is_ignored_by_git(root):
         ["git", "check-ignore", "--no-index", *files], cwd=root, capture_output=True, text=True
     )
     assert ignored.stdout.split() == []
+
+
+def test_license_file_matches_the_license_pyproject_declares(root):
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["license"]["text"]
+    text = (root / "LICENSE").read_text()
+    assert declared == "MIT" and text.startswith("MIT License")
+    assert "Copyright (c) the gradnoise authors" in text
+
+
+def test_catalog_layout_entry_point_and_usage(root):
+    """The Snakemake workflow catalog's layout: workflow/Snakefile (found by `snakemake` itself from the
+    repository root) and the usage file, whose conda claim needs every rule to declare its env."""
+    assert (root / "workflow" / "Snakefile").is_file() and not (root / "Snakefile").exists()
+    usage = yaml.safe_load((root / ".snakemake-workflow-catalog.yml").read_text())["usage"]
+    assert usage["software-stack-deployment"]["conda"] is True and usage["report"] is True
+    for rules in (root / "workflow" / "rules").glob("*.smk"):
+        text = rules.read_text()
+        assert len(re.findall(r"^rule ", text, re.M)) == text.count('"../envs/gradnoise.yaml"'), (
+            rules
+        )

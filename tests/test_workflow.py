@@ -205,17 +205,22 @@ def test_editing_a_stage_module_reruns_that_stage_and_after_but_the_readme_nothi
         module.write_text(original + "\n# an edit\n")
         jobs = planned(local_run, *CONFIG)
         print("tails.py edit:", jobs)
+        # every stage that imports gradnoise.tails (the scripts that read its table contract, the
+        # simulations that fit with it, the escape stage through escape_tables), and what follows them
         assert jobs == {
             "tails": 32,  # every noise file of the three experiments
             "aggregate_tails": 3,
+            "simulate_calibration": 1,
             "simulate_arm": 5,
             "escape_table": 1,
             "escape_figures": 1,
             "figures": 3,
             "large_batch_figures": 1,
             "random_labels_figures": 1,
-            "escape_sweep": 3,  # the SαS sweeps read the SGD arms' α
+            "escape_sweep": 6,
             "escape_slopes": 1,
+            "escape_minimum": 5,
+            "escape_minima": 1,
             "escape_law_figures": 1,
             "claims": 3,
             "all": 1,
@@ -226,6 +231,60 @@ def test_editing_a_stage_module_reruns_that_stage_and_after_but_the_readme_nothi
     finally:
         module.write_text(original)
         readme.write_text(original_readme)
+
+
+def _edited(project: Path, relative: str, *args: str) -> dict[str, int]:
+    """The jobs a dry run plans after a comment is appended to one file of the project (then undone,
+    its modification time too, so that the next test starts from an up-to-date project)."""
+    path = project / relative
+    original = path.read_text() if path.exists() else None
+    times = path.stat() if path.exists() else None
+    try:
+        path.write_text((original or "") + "\n# an edit\n")
+        return planned(project, *args)
+    finally:
+        if original is None:
+            path.unlink()
+        else:
+            path.write_text(original)
+            os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
+
+
+def test_editing_a_module_only_some_stages_import_reruns_those_stages_and_after(local_run):
+    """gradnoise.stats is imported by the claims, figures and distance-fit scripts (the figure rules'
+    hand-kept lists once missed it): their jobs rerun, and what depends on them."""
+    jobs = _edited(local_run, "src/gradnoise/stats.py", *CONFIG)
+    print("stats.py edit:", jobs)
+    assert jobs == {
+        "claims": 3,
+        "figures": 3,
+        "escape_figures": 1,
+        "escape_law_figures": 1,
+        "large_batch_figures": 1,
+        "random_labels_figures": 1,
+        "distance_fits": 1,
+        "all": 1,
+    }
+
+
+def test_editing_the_table_contracts_reruns_every_stage(local_run):
+    """Every stage script reads or writes through gradnoise.io (the noise stage's hand-kept list
+    missed it, so a change to the Parquet contract left its outputs stale)."""
+    every_job = planned(local_run, *CONFIG, "--forceall")
+    assert planned(local_run, *CONFIG) == {}
+    assert _edited(local_run, "src/gradnoise/io.py", *CONFIG) == every_job
+    allocator = _edited(local_run, "src/gradnoise/allocator.py", *CONFIG)  # the training loops'
+    for rule in ("train", "noise", "sharpness", "escape_minimum"):
+        assert allocator[rule] == every_job[rule], rule
+
+
+def test_editing_a_module_no_stage_imports_reruns_nothing(local_run):
+    for unused in (
+        "src/gradnoise/config.py",
+        "src/gradnoise/code_inputs.py",
+        "src/gradnoise/new.py",
+    ):
+        assert _edited(local_run, unused, *CONFIG) == {}, unused
 
 
 def test_changing_an_arm_reruns_that_arm_the_arms_derived_from_it_and_what_aggregates_them(

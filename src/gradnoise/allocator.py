@@ -5,9 +5,8 @@ end of the step. glibc serves an allocation above its mmap threshold with a fres
 free top of a heap back to the OS above its trim threshold: both start at 128 KiB, and the rule by
 which glibc raises them (to the largest freed mmapped chunk, and twice that) still gives back a
 step's memory whenever the step frees more than twice its largest tensor. Every step then faults
-its pages in anew, in system time: measured (2 cores), the small AlexNet's gradient pass 4.2 s
-(1.1 s system) against 3.4 s (0.1 s) per 200 minibatches, LeNet's training 2.2 s against 1.5 s per
-300 steps. Within ``reused_step_memory`` the heaps keep that memory from one step to the next.
+its pages in anew, in system time (measured in benchmarks/README.md). Within ``reused_step_memory``
+the heaps keep that memory from one step to the next.
 Without glibc (macOS, musl) it does nothing.
 """
 

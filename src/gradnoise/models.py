@@ -260,12 +260,10 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], n_classes: i
 def fastest_memory_format(model: nn.Module, device: torch.device) -> torch.memory_format:
     """Channels-last for a network that max-pools, on the CPU: torch's NCHW max pooling is slow there
     (a quarter of the small AlexNet's gradient pass), its channels-last one is not, and the
-    convolutions follow the weights' layout whatever the inputs'. Measured per step, 2-core CPU:
-    training LeNet (B = 64, 1 thread) 1.7× and the small AlexNet (B = 128) 1.35× faster, VGG-11
-    (B = 128) 1.1×; eval-mode minibatch gradients of LeNet and the small AlexNet (B = 100) 35 % and
-    25 % faster. ResNet-18, which does not max-pool, keeps NCHW: 10 % faster at B = 32 but 5–30 %
-    slower at B = 4. A rule on the model, not a timing, so that the choice, and with it every
-    rounding, is the same on every run."""
+    convolutions follow the weights' layout whatever the inputs' (measured in benchmarks/README.md).
+    ResNet-18, which does not max-pool, keeps NCHW, which is not slower for it at every batch size.
+    A rule on the model, not a timing, so that the choice, and with it every rounding, is the same
+    on every run."""
     max_pools = any(isinstance(m, nn.MaxPool2d) for m in model.modules())
     if torch.device(device).type == "cpu" and max_pools:
         return torch.channels_last

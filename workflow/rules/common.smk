@@ -4,8 +4,36 @@
 
 import json
 import shlex
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+# The repository this workflow lives in (workflow/rules/ → ../..), wherever the working directory is.
+SOURCE = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).parents[1]
+
+
+def from_workdir(path):
+    """A path of the workflow's own files as jobs see it: relative to the working directory where the
+    workflow lives there (as when run from its repository), else absolute (used as a module).
+    """
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+
+
+# One copy of the library: validation and the DAG use the workflow's own src/, the copy its stage
+# scripts run (scripts/_cli.py), never another gradnoise that happens to be importable.
+LIBRARY = SOURCE / "src" / "gradnoise"
+sys.path.insert(0, str(LIBRARY.parent))
+import gradnoise
+
+if Path(gradnoise.__file__).resolve().parent != LIBRARY.resolve():
+    raise WorkflowError(
+        f"gradnoise is imported from {Path(gradnoise.__file__).parent}, not from this "
+        f"workflow's {LIBRARY} (which its stage scripts run); import it from there only"
+    )
 
 from gradnoise.arms import expand_arms
+from gradnoise.code_inputs import stage_code
 from gradnoise.config import prepare_config
 from gradnoise.io import FIGURES, STUDY_FIGURES
 from gradnoise.studies import study_roles
@@ -26,12 +54,17 @@ wildcard_constraints:
     step=r"\d+",
 
 
-def code(*names):
-    """A stage's code as declared inputs: editing one of these files reruns the stage (checksums)."""
-    stage, *modules = names
-    return [f"scripts/{stage}.py"] + [
-        f"src/gradnoise/{m}.py" for m in (stage, *modules)
-    ]
+def script(stage):
+    """A stage's script, where the workflow lives."""
+    return str(from_workdir(SOURCE / "scripts" / f"{stage}.py"))
+
+
+def code(stage):
+    """The code a stage's script runs, as declared inputs: every file of the library (and sibling
+    script) it imports, read from the imports (gradnoise.code_inputs), so that editing one reruns the
+    stage (checksums) and no hand-kept list drifts from the imports."""
+    files = stage_code(SOURCE / "scripts" / f"{stage}.py", LIBRARY.parent)
+    return [str(from_workdir(p)) for p in files[1:]]
 
 
 def gpus(w):
@@ -226,19 +259,18 @@ def claims_inputs(w):
     """What the claims of the experiment's study are decided from."""
     exp = w.experiment
     inputs = {
-        "code": code("claims", "stats"),
+        "script": script("claims"),
+        "code": code("claims"),
         "tails": f"{RESULTS}/{exp}/tails.parquet",
         "sharpness": sharpness_files(exp),
     }
     if STUDY[exp] == "optimizers":
         inputs["escape"] = f"{RESULTS}/{exp}/simulate/escape.parquet"
     if has_escape(exp):  # A1–A5 after C1–C8
-        inputs["study"] = "src/gradnoise/studies/escape_law.py"
         inputs["escape_sweeps"] = escape_sweep_files(exp, ["sharpness"])
         inputs["escape_slopes"] = f"{RESULTS}/{exp}/escape/slopes.parquet"
         inputs["escape_minima"] = f"{RESULTS}/{exp}/escape/minima.parquet"
     elif STUDY[exp] != "optimizers":
-        inputs["study"] = f"src/gradnoise/studies/{STUDY[exp]}.py"
         inputs["histories"] = histories(exp)
     if STUDY[exp] == "large_batch":
         inputs["fits"] = f"{RESULTS}/{exp}/large_batch/distance_fits.parquet"
@@ -253,7 +285,7 @@ def input_arguments(wildcards, input):
             shlex.quote(f) for f in ([files] if isinstance(files, str) else files)
         )
         for name, files in input.items()
-        if name not in ("code", "study")
+        if name not in ("script", "code", "study")
     )
 
 
@@ -293,7 +325,9 @@ def escape_optimizers(experiment):
     exp = EXPERIMENTS[experiment]
     trained = {arm.optimizer for arm in ARMS[experiment].values()}
     hparams = {  # without the training learning rate, which the landscapes do not use
-        opt: {k: v for k, v in exp.get("optimizers", {}).get(opt, {}).items() if k != "lr"}
+        opt: {
+            k: v for k, v in exp.get("optimizers", {}).get(opt, {}).items() if k != "lr"
+        }
         for opt in trained
     }
     return {

@@ -11,7 +11,8 @@ wildcard_constraints:
 
 rule escape_sweep:
     input:
-        code("escape", "escape_tables", "landscapes", "levy", "sde", "optim"),
+        script=script("escape"),
+        code=code("escape"),
         tails=escape_alpha_tails,
     output:
         f"{RESULTS}/{{experiment}}/escape/sweep_{{axis}}_{{noise}}.parquet",
@@ -30,13 +31,14 @@ rule escape_sweep:
         settings=escape_sweep_settings,
         inputs=input_arguments,
     shell:
-        "python scripts/escape.py sweep --settings {params.settings:q} {params.inputs} "
+        "python {input.script:q} sweep --settings {params.settings:q} {params.inputs} "
         "--out {output:q} --threads {threads} 2> {log:q}"
 
 
 rule escape_slopes:
     input:
-        code("escape", "escape_tables"),
+        script=script("escape"),
+        code=code("escape"),
         sweeps=lambda w: escape_sweep_files(w.experiment),
     output:
         f"{RESULTS}/{{experiment}}/escape/slopes.parquet",
@@ -53,13 +55,14 @@ rule escape_slopes:
     params:
         settings=as_json({"level": config["claims"]["ci_level"]}),
     shell:
-        "python scripts/escape.py slopes --settings {params.settings:q} --sweeps {input.sweeps:q} "
+        "python {input.script:q} slopes --settings {params.settings:q} --sweeps {input.sweeps:q} "
         "--out {output:q} 2> {log:q}"
 
 
 rule escape_minimum:
     input:
-        code("escape", "escape_tables", "optim", "models", "train", "data"),
+        script=script("escape"),
+        code=code("escape"),
         checkpoints=rules.train.output.checkpoints,
     output:
         f"{RESULTS}/{{experiment}}/escape/minima/{{arm}}/seed{{seed}}.parquet",
@@ -78,13 +81,14 @@ rule escape_minimum:
         settings=escape_minimum_settings,
         checkpoint=final_checkpoint,
     shell:
-        "python scripts/escape.py minimum --settings {params.settings:q} "
+        "python {input.script:q} minimum --settings {params.settings:q} "
         "--checkpoint {params.checkpoint:q} --out {output:q} --threads {threads} 2> {log:q}"
 
 
 rule escape_minima:
     input:
-        "scripts/aggregate.py",
+        script=script("aggregate"),
+        code=code("aggregate"),
         tables=lambda w: escape_minimum_files(w.experiment),
     output:
         f"{RESULTS}/{{experiment}}/escape/minima.parquet",
@@ -99,15 +103,14 @@ rule escape_minima:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python scripts/aggregate.py {input.tables:q} --contract escape_minima --out {output:q} "
+        "python {input.script:q} {input.tables:q} --contract escape_minima --out {output:q} "
         "2> {log:q}"
 
 
 rule escape_law_figures:
     input:
-        code("figures"),
-        "src/gradnoise/studies/escape_plots.py",
-        "src/gradnoise/studies/escape_law.py",
+        script=script("figures"),
+        code=code("figures"),
         sweeps=lambda w: escape_sweep_files(w.experiment),
         minima=f"{RESULTS}/{{experiment}}/escape/minima.parquet",
     output:
@@ -126,5 +129,5 @@ rule escape_law_figures:
         settings=figure_settings,
         outdir=lambda w: f"{RESULTS}/{w.experiment}/figures",
     shell:
-        "python scripts/figures.py escape_law_figures --settings {params.settings:q} "
+        "python {input.script:q} escape_law_figures --settings {params.settings:q} "
         "--sweeps {input.sweeps:q} --minima {input.minima:q} --outdir {params.outdir:q} 2> {log:q}"

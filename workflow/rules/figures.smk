@@ -4,7 +4,8 @@
 
 rule figures:
     input:
-        code("figures"),
+        script=script("figures"),
+        code=code("figures"),
         tails=f"{RESULTS}/{{experiment}}/tails.parquet",
         histories=lambda w: histories(w.experiment),
         sharpness=lambda w: sharpness_files(w.experiment),
@@ -25,14 +26,15 @@ rule figures:
         settings=figure_settings,
         outdir=lambda w: f"{RESULTS}/{w.experiment}/figures",
     shell:
-        "python scripts/figures.py figures --settings {params.settings:q} --tails {input.tails:q} "
+        "python {input.script:q} figures --settings {params.settings:q} --tails {input.tails:q} "
         "--histories {input.histories:q} --sharpness {input.sharpness:q} "
         "--noise {input.noise:q} --outdir {params.outdir:q} 2> {log:q}"
 
 
 rule escape_figures:
     input:
-        code("figures"),
+        script=script("figures"),
+        code=code("figures"),
         escape=f"{RESULTS}/{{experiment}}/simulate/escape.parquet",
     output:
         figure_outputs("escape_figures"),
@@ -50,7 +52,7 @@ rule escape_figures:
         settings=figure_settings,
         outdir=lambda w: f"{RESULTS}/{w.experiment}/figures",
     shell:
-        "python scripts/figures.py escape_figures --settings {params.settings:q} "
+        "python {input.script:q} escape_figures --settings {params.settings:q} "
         "--escape {input.escape:q} --outdir {params.outdir:q} 2> {log:q}"
 
 
@@ -79,5 +81,5 @@ rule claims:
         settings=claims_settings,
         inputs=input_arguments,
     shell:
-        "python scripts/claims.py --settings {params.settings:q} --experiment {wildcards.experiment} "
+        "python {input.script:q} --settings {params.settings:q} --experiment {wildcards.experiment} "
         "{params.inputs} --out-md {output.md:q} --out-parquet {output.parquet:q} 2> {log:q}"

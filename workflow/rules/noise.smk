@@ -1,6 +1,7 @@
 rule noise:
     input:
-        code("noise", "data", "models", "estimators", "views"),
+        script=script("noise"),
+        code=code("noise"),
         checkpoints=rules.train.output.checkpoints,
     output:
         samples=f"{RESULTS}/{{experiment}}/noise/{{arm}}/seed{{seed}}/step{{step}}.parquet",
@@ -19,6 +20,6 @@ rule noise:
     params:
         settings=noise_settings,
     shell:
-        "python scripts/noise.py --settings {params.settings:q} "
+        "python {input.script:q} --settings {params.settings:q} "
         "--checkpoint {input.checkpoints:q}/step{wildcards.step}.pt "
         "--out {output.samples:q} --out-stats {output.stats:q} --threads {threads} 2> {log:q}"

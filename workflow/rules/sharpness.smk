@@ -1,6 +1,7 @@
 rule sharpness:
     input:
-        code("sharpness", "models", "data"),
+        script=script("sharpness"),
+        code=code("sharpness"),
         checkpoints=rules.train.output.checkpoints,
         history=rules.train.output.history,
     output:
@@ -20,5 +21,5 @@ rule sharpness:
         settings=sharpness_settings,
         checkpoint=final_checkpoint,
     shell:
-        "python scripts/sharpness.py --settings {params.settings:q} --checkpoint {params.checkpoint:q} "
+        "python {input.script:q} --settings {params.settings:q} --checkpoint {params.checkpoint:q} "
         "--history {input.history:q} --out {output:q} --threads {threads} 2> {log:q}"

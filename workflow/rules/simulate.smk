@@ -1,6 +1,7 @@
 rule simulate_calibration:
     input:
-        code("simulate", "sde", "levy"),
+        script=script("simulate"),
+        code=code("simulate"),
     output:
         f"{RESULTS}/{{experiment}}/simulate/calibration.parquet",
     log:
@@ -16,13 +17,14 @@ rule simulate_calibration:
     params:
         settings=as_json(config["simulate"]),
     shell:
-        "python scripts/simulate.py --settings {params.settings:q} --experiment {wildcards.experiment} "
+        "python {input.script:q} --settings {params.settings:q} --experiment {wildcards.experiment} "
         "--out {output:q} --threads {threads} 2> {log:q}"
 
 
 rule simulate_arm:
     input:
-        code("simulate", "sde", "levy"),
+        script=script("simulate"),
+        code=code("simulate"),
         tails=lambda w: tails_files(w.experiment, w.arm),
     output:
         f"{RESULTS}/{{experiment}}/simulate/matched/{{arm}}.parquet",
@@ -39,14 +41,15 @@ rule simulate_arm:
     params:
         settings=as_json(config["simulate"]),
     shell:
-        "python scripts/simulate.py --settings {params.settings:q} --experiment {wildcards.experiment} "
+        "python {input.script:q} --settings {params.settings:q} --experiment {wildcards.experiment} "
         "--arm {wildcards.arm} --tails {input.tails:q} --out {output:q} "
         "--threads {threads} 2> {log:q}"
 
 
 rule escape_table:
     input:
-        "scripts/aggregate.py",
+        script=script("aggregate"),
+        code=code("aggregate"),
         tables=lambda w: [f"{RESULTS}/{w.experiment}/simulate/calibration.parquet"]
         + [
             f"{RESULTS}/{w.experiment}/simulate/matched/{arm}.parquet"
@@ -65,4 +68,4 @@ rule escape_table:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python scripts/aggregate.py {input.tables:q} --contract escape --out {output:q} 2> {log:q}"
+        "python {input.script:q} {input.tables:q} --contract escape --out {output:q} 2> {log:q}"

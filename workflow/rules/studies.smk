@@ -4,8 +4,8 @@
 
 rule distance_fits:
     input:
-        "scripts/distance_fits.py",
-        "src/gradnoise/studies/large_batch.py",
+        script=script("distance_fits"),
+        code=code("distance_fits"),
         histories=lambda w: histories(w.experiment),
     output:
         f"{RESULTS}/{{experiment}}/large_batch/distance_fits.parquet",
@@ -20,13 +20,13 @@ rule distance_fits:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python scripts/distance_fits.py --histories {input.histories:q} --out {output:q} 2> {log:q}"
+        "python {input.script:q} --histories {input.histories:q} --out {output:q} 2> {log:q}"
 
 
 rule large_batch_figures:
     input:
-        code("figures"),
-        "src/gradnoise/studies/plots.py",
+        script=script("figures"),
+        code=code("figures"),
         tails=f"{RESULTS}/{{experiment}}/tails.parquet",
         histories=lambda w: histories(w.experiment),
         sharpness=lambda w: sharpness_files(w.experiment),
@@ -47,15 +47,15 @@ rule large_batch_figures:
         settings=figure_settings,
         outdir=lambda w: f"{RESULTS}/{w.experiment}/figures",
     shell:
-        "python scripts/figures.py large_batch_figures --settings {params.settings:q} "
+        "python {input.script:q} large_batch_figures --settings {params.settings:q} "
         "--tails {input.tails:q} --histories {input.histories:q} --sharpness {input.sharpness:q} "
         "--fits {input.fits:q} --outdir {params.outdir:q} 2> {log:q}"
 
 
 rule random_labels_figures:
     input:
-        code("figures"),
-        "src/gradnoise/studies/plots.py",
+        script=script("figures"),
+        code=code("figures"),
         tails=f"{RESULTS}/{{experiment}}/tails.parquet",
         histories=lambda w: histories(w.experiment),
         sharpness=lambda w: sharpness_files(w.experiment),
@@ -75,6 +75,6 @@ rule random_labels_figures:
         settings=figure_settings,
         outdir=lambda w: f"{RESULTS}/{w.experiment}/figures",
     shell:
-        "python scripts/figures.py random_labels_figures --settings {params.settings:q} "
+        "python {input.script:q} random_labels_figures --settings {params.settings:q} "
         "--tails {input.tails:q} --histories {input.histories:q} --sharpness {input.sharpness:q} "
         "--outdir {params.outdir:q} 2> {log:q}"

@@ -1,6 +1,7 @@
 rule tails:
     input:
-        code("tails", "estimators", "anisotropy", "views"),
+        script=script("tails"),
+        code=code("tails"),
         samples=rules.noise.output.samples,
         stats=rules.noise.output.stats,
     output:
@@ -19,13 +20,14 @@ rule tails:
         settings=lambda w: as_json(EXPERIMENTS[w.experiment]["tails"]),
         expect=lambda w: as_json({**run_key(w), "step": int(w.step)}),
     shell:
-        "python scripts/tails.py --settings {params.settings:q} --samples {input.samples:q} "
+        "python {input.script:q} --settings {params.settings:q} --samples {input.samples:q} "
         "--stats {input.stats:q} --expect {params.expect:q} --out {output:q} 2> {log:q}"
 
 
 rule aggregate_tails:
     input:
-        "scripts/aggregate.py",
+        script=script("aggregate"),
+        code=code("aggregate"),
         tables=lambda w: tails_files(w.experiment),
     output:
         f"{RESULTS}/{{experiment}}/tails.parquet",
@@ -40,4 +42,4 @@ rule aggregate_tails:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/aggregate.py {input.tables:q} --contract tails --out {output:q} 2> {log:q}"
+        "python {input.script:q} {input.tables:q} --contract tails --out {output:q} 2> {log:q}"

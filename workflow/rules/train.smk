@@ -1,6 +1,7 @@
 rule train:
     input:
-        code("train", "data", "models", "optim", "augment"),
+        script=script("train"),
+        code=code("train"),
         init=init_checkpoints,
     output:
         history=f"{RESULTS}/{{experiment}}/train/{{arm}}/seed{{seed}}/history.parquet",
@@ -23,5 +24,5 @@ rule train:
         run_dir=run_dir,
         init=init_checkpoint,
     shell:
-        "python scripts/train.py --settings {params.settings:q} --run-dir {params.run_dir:q} "
+        "python {input.script:q} --settings {params.settings:q} --run-dir {params.run_dir:q} "
         "--init={params.init:q} --threads {threads} 2> {log:q}"
