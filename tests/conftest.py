@@ -61,7 +61,7 @@ LOCAL_ENV: dict[str, str] = {}
 def snakemake(
     cwd: Path,
     *args: str,
-    timeout: int = 900,
+    timeout: int = 2400,  # a guard against a hung run, not a speed test (CI is well under it)
     check: bool = True,
     local: bool = True,
     env: dict[str, str] | None = None,

@@ -187,6 +187,17 @@ def _claim_verdicts(rows: list[Row], decisions: list[Decision]) -> dict[str, Dec
     return out
 
 
+def claim_summary(claims: pd.DataFrame) -> list[str]:
+    """One markdown line per claim with its claim-level verdict (the lines README.md quotes)."""
+    lines = ["| claim | verdict |", "|---|---|"]
+    for claim, g in claims.groupby("claim", sort=False):
+        first = g.iloc[0]
+        fragile = " — fragile" if g.stable.eq(False).any() else ""
+        reason = str(first.claim_reason).replace("|", "\\|")
+        lines.append(f"| {claim} | **{first.claim_verdict}**{fragile} ({reason}) |")
+    return lines
+
+
 def to_markdown(claims: pd.DataFrame, title: str) -> str:
     """The claims table as markdown: one line per claim with its verdict, then every row."""
     lines = [
@@ -197,12 +208,8 @@ def to_markdown(claims: pd.DataFrame, title: str) -> str:
         "applied calls supported with 80 % power (equivalence rows: the smallest margin it would "
         "establish at a true effect of 0); 'fragile' = the verdict changes when one seed is left out.",
         "",
-        "| claim | verdict |",
-        "|---|---|",
+        *claim_summary(claims),
     ]
-    for claim, g in claims.groupby("claim", sort=False):
-        first = g.iloc[0]
-        lines.append(f"| {claim} | **{first.claim_verdict}** ({first.claim_reason}) |")
     lines += [
         "",
         "| claim | compares | statement | measured | n | detectable | level | control | rule | verdict |",
