@@ -1,16 +1,17 @@
-"""Decide the claims of an experiment's study from its measurements: claims.md and claims.parquet.
-Zhou et al.'s C1–C8 (study `optimizers`, then A1–A5 where the escape-law stage ran), or a neighbouring
-paper's (gradnoise.studies)."""
+"""Decide the claims of an experiment's studies from its measurements: claims.md and claims.parquet.
+The studies and their entry points come from the registry (gradnoise.studies): Zhou et al.'s C1–C8,
+then A1–A5 where the escape-law stage ran, or a neighbouring paper's claims."""
 
 from __future__ import annotations
 
+import importlib
+from functools import cached_property
 from pathlib import Path
 
 import _cli
 
 import pandas as pd
 
-from gradnoise.claims import evaluate_claims
 from gradnoise.claims_table import ClaimSettings, Row, decide_rows, to_arrow, to_markdown
 from gradnoise.io import (
     ESCAPE_MINIMA_SCHEMA,
@@ -24,64 +25,61 @@ from gradnoise.io import (
     write_parquet,
 )
 from gradnoise.provenance import check_unique_runs
+from gradnoise.studies import ESCAPE_LAW, STUDIES, Study
 from gradnoise.tails import TAILS_SCHEMA
 
-TITLES = {
-    "optimizers": "Claims of Zhou et al. (2020)",
-    "large_batch": "Claims of Hoffer, Hubara & Soudry (2017) — large batches",
-    "random_labels": "Claims of Liu, Papailiopoulos & Achlioptas (2020) — random-label pretraining",
-}
 
+class Tables:
+    """The tables the command line names, each read once when a study first asks for it."""
 
-def evaluate(study: str, s: dict, args, cs: ClaimSettings) -> list[Row]:
-    """The study's claims rows from the inputs given on the command line."""
-    sharpness = {f: read_parquet(f, schema=SHARPNESS_SCHEMA) for f in args.sharpness}
-    check_unique_runs(sharpness, ["experiment", "arm", "seed"])
-    runs = pd.concat([t.to_pandas() for t in sharpness.values()], ignore_index=True)
-    tails = read_parquet(args.tails, schema=TAILS_SCHEMA).to_pandas()
-    if study == "optimizers":
-        escape = read_parquet(args.escape, schema=ESCAPE_SCHEMA).to_pandas()
-        claims = evaluate_claims(tails, escape, runs, cs, s.get("hparams"))
-        if args.escape_slopes:
-            claims += escape_law_claims(s, args, runs, tails, escape, cs)
-        return claims
-    history, run_settings = read_histories(args.histories)
-    runs = runs.merge(
-        run_settings[["arm", "seed", "batch_size", "iterations", "phase_end"]], on=["arm", "seed"]
-    )
-    if study == "large_batch":
-        from gradnoise.studies import large_batch
+    def __init__(self, args) -> None:
+        self.args = args
 
-        fits = read_parquet(args.fits).to_pandas()
-        ls = large_batch.LargeBatchSettings(**s["claims"]["large_batch"])
-        return large_batch.evaluate(runs, history, fits, tails, s["roles"], ls, cs)
-    from gradnoise.studies import random_labels
-
-    rs = random_labels.RandomLabelSettings(**s["claims"]["random_labels"])
-    return random_labels.evaluate(runs, history, run_settings, tails, s["roles"], rs, cs)
-
-
-def escape_law_claims(
-    s: dict, args, runs: pd.DataFrame, tails: pd.DataFrame, simulated: pd.DataFrame, cs
-) -> list[Row]:
-    """A1–A5 from the escape-law stage's tables."""
-    from gradnoise.studies import escape_law
-
-    def table(paths: list[str], schema) -> pd.DataFrame:
+    def _concat(self, paths: list[str], schema) -> pd.DataFrame:
         return pd.concat(
             [read_parquet(f, schema=schema).to_pandas() for f in paths], ignore_index=True
         )
 
-    return escape_law.evaluate(
-        runs,
-        tails,
-        table(args.escape_sweeps, ESCAPE_SWEEP_SCHEMA),
-        table([args.escape_slopes], ESCAPE_SLOPES_SCHEMA),
-        table([args.escape_minima], ESCAPE_MINIMA_SCHEMA),
-        escape_law.EscapeLawSettings(**s["claims"]["escape"]),
-        cs,
-        simulated,
-    )
+    @cached_property
+    def runs(self) -> pd.DataFrame:
+        """One row per (arm, seed): the sharpness tables, each run held by one file only."""
+        sharpness = {f: read_parquet(f, schema=SHARPNESS_SCHEMA) for f in self.args.sharpness}
+        check_unique_runs(sharpness, ["experiment", "arm", "seed"])
+        return pd.concat([t.to_pandas() for t in sharpness.values()], ignore_index=True)
+
+    @cached_property
+    def tails(self) -> pd.DataFrame:
+        return read_parquet(self.args.tails, schema=TAILS_SCHEMA).to_pandas()
+
+    @cached_property
+    def escape(self) -> pd.DataFrame:
+        return read_parquet(self.args.escape, schema=ESCAPE_SCHEMA).to_pandas()
+
+    @cached_property
+    def histories(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return read_histories(self.args.histories)
+
+    @cached_property
+    def fits(self) -> pd.DataFrame:
+        return read_parquet(self.args.fits).to_pandas()
+
+    @cached_property
+    def escape_sweeps(self) -> pd.DataFrame:
+        return self._concat(self.args.escape_sweeps, ESCAPE_SWEEP_SCHEMA)
+
+    @cached_property
+    def escape_slopes(self) -> pd.DataFrame:
+        return self._concat([self.args.escape_slopes], ESCAPE_SLOPES_SCHEMA)
+
+    @cached_property
+    def escape_minima(self) -> pd.DataFrame:
+        return self._concat([self.args.escape_minima], ESCAPE_MINIMA_SCHEMA)
+
+
+def evaluate(study: Study, tables: Tables, s: dict, cs: ClaimSettings) -> list[Row]:
+    """A study's rows, from its registered entry point."""
+    module, function = study.claims.split(":")
+    return getattr(importlib.import_module(module), function)(tables, s, cs)
 
 
 def main() -> None:
@@ -101,9 +99,11 @@ def main() -> None:
     _cli.setup_logging()
     s = _cli.settings(args.settings)
     cs = ClaimSettings(**{k: v for k, v in s["claims"].items() if not isinstance(v, dict)})
-    claims = decide_rows(evaluate(s["study"], s, args, cs), cs)
+    studies = [ESCAPE_LAW if k == ESCAPE_LAW.kind else STUDIES[k] for k in s["studies"]]
+    tables = Tables(args)
+    claims = decide_rows([r for st in studies for r in evaluate(st, tables, s, cs)], cs)
     write_parquet(to_arrow(claims), args.out_parquet, s)
-    text = to_markdown(claims, f"{TITLES[s['study']]} — experiment `{args.experiment}`")
+    text = to_markdown(claims, f"{studies[0].title} — experiment `{args.experiment}`")
     tmp = tmp_path(Path(args.out_md))
     tmp.write_text(text)
     tmp.replace(args.out_md)

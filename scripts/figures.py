@@ -1,5 +1,5 @@
 """Render one set of figures of an experiment (PNG and/or PDF): the common ones, the escape-time ones,
-the escape-law stage's, or a study's (the sets are listed in gradnoise.io.FIGURES)."""
+the escape-law stage's, or a study's (the sets are listed in gradnoise.studies.FIGURE_SETS)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from gradnoise.io import (
     ESCAPE_MINIMA_SCHEMA,
     ESCAPE_SCHEMA,
     ESCAPE_SWEEP_SCHEMA,
-    FIGURES,
     NOISE_SAMPLES_SCHEMA,
     SHARPNESS_SCHEMA,
     read_histories,
@@ -29,6 +28,7 @@ from gradnoise.io import (
     read_settings,
     tmp_path,
 )
+from gradnoise.studies import FIGURE_SETS
 from gradnoise.tails import TAILS_SCHEMA
 
 log = logging.getLogger("figures")
@@ -175,7 +175,7 @@ def main() -> None:
     fs = s["figures"]
     out = Path(args.outdir)
     out.mkdir(parents=True, exist_ok=True)
-    for name in FIGURES[args.set]:  # the contract the workflow declares as outputs
+    for name in FIGURE_SETS[args.set]:  # the contract the workflow declares as outputs
         fig = made[name]
         for fmt in fs["formats"]:
             path = out / f"{name}.{fmt}"

@@ -22,12 +22,12 @@ from gradnoise.io import (
     ESCAPE_SCHEMA,
     ESCAPE_SLOPES_SCHEMA,
     ESCAPE_SWEEP_SCHEMA,
-    FIGURES,
     SHARPNESS_SCHEMA,
     read_parquet,
     write_parquet,
 )
 from gradnoise.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
+from gradnoise.studies import FIGURE_SETS
 from gradnoise.studies.escape_law import EscapeLawSettings, evaluate, radius_exponents
 from gradnoise.tails import TAILS_SCHEMA
 
@@ -580,7 +580,7 @@ def test_the_stage_scripts_run_end_to_end(trained, monkeypatch, test_config):
         str(tmp / "figures"),
         monkeypatch=monkeypatch,
     )
-    for name in FIGURES["escape_law_figures"]:
+    for name in FIGURE_SETS["escape_law_figures"]:
         assert (tmp / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
     write_parquet(ESCAPE_SCHEMA.empty_table(), tmp / "escape.parquet", {})

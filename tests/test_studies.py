@@ -11,11 +11,11 @@ from tables import tails_row
 
 from gradnoise.claims_table import ClaimSettings, decide_rows
 from gradnoise.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
-from gradnoise.studies import STUDY_ROLES, large_batch, random_labels
+from gradnoise.studies import STUDIES, large_batch, random_labels
 
 SEEDS = (3, 7, 11)
 JITTER = {3: -0.1, 7: 0.0, 11: 0.1}
-LB_ROLES = STUDY_ROLES["large_batch"]
+LB_ROLES = STUDIES["large_batch"].roles
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -272,7 +272,7 @@ def test_h6_without_matched_checkpoints_is_inconclusive_with_the_reason():
 
 RL_ROLES = {
     role: arm
-    for role, arm in STUDY_ROLES["random_labels"].items()
+    for role, arm in STUDIES["random_labels"].roles.items()
     if not role.startswith(("weight_decay", "momentum", "augment"))
 }
 

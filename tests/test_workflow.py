@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from gradnoise.io import FIGURES
+from gradnoise.studies import FIGURE_SETS
 
 from conftest import copy_project, snakemake
 
@@ -61,7 +61,9 @@ def test_every_output_of_the_test_config_is_written(local_run):
                 assert (res / "tails" / run / f"step{step}.parquet").exists()
     for f in ("tails.parquet", "simulate/escape.parquet", "claims.md", "claims.parquet"):
         assert (res / f).stat().st_size > 0
-    for fig in (f for s in ("figures", "escape_figures", "escape_law_figures") for f in FIGURES[s]):
+    for fig in (
+        f for s in ("figures", "escape_figures", "escape_law_figures") for f in FIGURE_SETS[s]
+    ):
         png = res / "figures" / f"{fig}.png"
         assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
     claims = (res / "claims.md").read_text()

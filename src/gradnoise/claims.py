@@ -460,3 +460,9 @@ def _c8(runs: pd.DataFrame, sgd: str, adam: str, cs: ClaimSettings) -> Row:
         rule=f"the seed-paired test-accuracy difference against accuracy_margin ({cs.accuracy_margin} points)",
         test=SeedTest(acc, Rule("above", cs.accuracy_margin)),
     )
+
+
+def claims(tables: Any, s: Mapping[str, Any], cs: ClaimSettings) -> list[Row]:
+    """The registry's entry point (``gradnoise.studies.STUDIES["optimizers"]``): C1–C8 from the
+    claims stage's tables (scripts/claims.py)."""
+    return evaluate_claims(tables.tails, tables.escape, tables.runs, cs, s.get("hparams"))

@@ -16,7 +16,7 @@ import yaml
 
 from gradnoise.arms import expand_arms
 from gradnoise.errors import ConfigError
-from gradnoise.studies import STUDY_ROLES, study_roles
+from gradnoise.studies import STUDIES, study_roles
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -241,7 +241,7 @@ def _check_experiment(name: str, exp: dict[str, Any]) -> None:
 
 def _check_roles(key: str, exp: dict[str, Any], arms: dict[str, Any]) -> None:
     kind = exp["study"]["kind"]
-    allowed = STUDY_ROLES[kind]
+    allowed = STUDIES[kind].roles
     for role in exp["study"].get("roles", {}):
         if role not in allowed:
             raise ConfigError(

@@ -258,39 +258,6 @@ NOISE_STATS_SCHEMA = pa.schema(
         ("var_zero_fraction", pa.float64()),
     ]
 )
-# The figures of each experiment, {results}/{experiment}/figures/{name}.{format}, by the rule that draws
-# them: one function of gradnoise.figures (or gradnoise.studies.plots) each. Kept here, not there, so
-# that parsing the workflow needs no matplotlib.
-FIGURES = {
-    "figures": (
-        "alpha_vs_iteration",
-        "noise_histogram",
-        "covariance_spectra",
-        "training_curves",
-        "weight_distance",
-        "sharpness_vs_accuracy",
-    ),
-    "escape_figures": ("escape_vs_eps", "escape_sgd_vs_adam"),
-    "large_batch_figures": (
-        "accuracy_per_arm",
-        "distance_vs_log_t",
-        "accuracy_vs_updates",
-        "alpha_vs_batch_size",
-    ),
-    "random_labels_figures": (
-        "accuracy_per_regime",
-        "training_curves_both_phases",
-        "bad_vs_good_minima",
-    ),
-    "escape_law_figures": ("escape_vs_sharpness", "escape_vs_width_height", "escape_from_minima"),
-}
-# Which figure rules serve an experiment of each study kind (`optimizers` also escape_law_figures
-# when the escape stage is enabled: workflow/rules/common.smk).
-STUDY_FIGURES = {
-    "optimizers": ("figures", "escape_figures"),
-    "large_batch": ("figures", "large_batch_figures"),
-    "random_labels": ("figures", "random_labels_figures"),
-}
 
 
 def _git_revision() -> str:

@@ -35,16 +35,19 @@ if Path(gradnoise.__file__).resolve().parent != LIBRARY.resolve():
 from gradnoise.arms import expand_arms
 from gradnoise.code_inputs import stage_code
 from gradnoise.config import prepare_config
-from gradnoise.io import FIGURES, STUDY_FIGURES
-from gradnoise.studies import study_roles
+from gradnoise.studies import FIGURE_SETS, studies_of, study_roles
 import snakemake.io as smk_io  # smk_io.report: a line may not start with `report` in a .smk file
 
 config = prepare_config(config, files=workflow.overwrite_configfiles)
 RESULTS = config["results"]
 EXPERIMENTS = config["experiments"]
 ARMS = {name: expand_arms(name, exp) for name, exp in EXPERIMENTS.items()}
-STUDY = {name: exp["study"]["kind"] for name, exp in EXPERIMENTS.items()}
 ESCAPE = config["escape"]
+# Each experiment's studies (gradnoise.studies): its kind's, then the escape-law add-on where enabled.
+STUDIES = {
+    name: studies_of(exp["study"]["kind"], ESCAPE["enabled"])
+    for name, exp in EXPERIMENTS.items()
+}
 
 
 wildcard_constraints:
@@ -238,7 +241,7 @@ def figure_outputs(figure_set):
             category="{experiment}",
             subcategory="Figures",
         )
-        for name in FIGURES[figure_set]
+        for name in FIGURE_SETS[figure_set]
         for fmt in config["figures"]["formats"]
     ]
 
@@ -255,26 +258,32 @@ def figure_settings(w):
     )
 
 
+def study_table_files(experiment, table):
+    """The files behind a table name of the study registry (gradnoise.studies.Study.tables)."""
+    exp_dir = f"{RESULTS}/{experiment}"
+    return {
+        "escape": lambda: f"{exp_dir}/simulate/escape.parquet",
+        "histories": lambda: histories(experiment),
+        "fits": lambda: f"{exp_dir}/large_batch/distance_fits.parquet",
+        "escape_sweeps": lambda: escape_sweep_files(experiment, ["sharpness"]),
+        "escape_slopes": lambda: f"{exp_dir}/escape/slopes.parquet",
+        "escape_minima": lambda: f"{exp_dir}/escape/minima.parquet",
+    }[table]()
+
+
 def claims_inputs(w):
-    """What the claims of the experiment's study are decided from."""
+    """What the claims of the experiment's studies are decided from (the registry's tables)."""
     exp = w.experiment
-    inputs = {
+    return {
         "script": script("claims"),
         "code": code("claims"),
         "tails": f"{RESULTS}/{exp}/tails.parquet",
         "sharpness": sharpness_files(exp),
+    } | {
+        table: study_table_files(exp, table)
+        for study in STUDIES[exp]
+        for table in study.tables
     }
-    if STUDY[exp] == "optimizers":
-        inputs["escape"] = f"{RESULTS}/{exp}/simulate/escape.parquet"
-    if has_escape(exp):  # A1–A5 after C1–C8
-        inputs["escape_sweeps"] = escape_sweep_files(exp, ["sharpness"])
-        inputs["escape_slopes"] = f"{RESULTS}/{exp}/escape/slopes.parquet"
-        inputs["escape_minima"] = f"{RESULTS}/{exp}/escape/minima.parquet"
-    elif STUDY[exp] != "optimizers":
-        inputs["histories"] = histories(exp)
-    if STUDY[exp] == "large_batch":
-        inputs["fits"] = f"{RESULTS}/{exp}/large_batch/distance_fits.parquet"
-    return inputs
 
 
 def input_arguments(wildcards, input):
@@ -294,7 +303,7 @@ def claims_settings(w):
     return as_json(
         {
             "claims": config["claims"],
-            "study": STUDY[w.experiment],
+            "studies": [study.kind for study in STUDIES[w.experiment]],
             "roles": study_roles(exp),
             "arms": arm_labels(w.experiment),
             "hparams": final_hparams(w.experiment),
@@ -316,7 +325,7 @@ def final_hparams(experiment):
 
 def has_escape(experiment):
     """Whether the experiment gets the escape-law stage (config/README.md, `escape`)."""
-    return ESCAPE["enabled"] and STUDY[experiment] == "optimizers"
+    return any("escape_minima" in study.tables for study in STUDIES[experiment])
 
 
 def escape_optimizers(experiment):
@@ -412,26 +421,21 @@ def escape_minimum_settings(w):
 
 
 def figure_sets(experiment):
-    """The figure rules that serve an experiment."""
-    sets = STUDY_FIGURES[STUDY[experiment]]
-    return (*sets, "escape_law_figures") if has_escape(experiment) else sets
+    """The figure rules that serve an experiment: its studies' figure sets."""
+    return list(
+        dict.fromkeys(f for study in STUDIES[experiment] for f in study.figure_sets)
+    )
 
 
 def final_outputs():
     out = []
     for name in EXPERIMENTS:
+        # the claims table needs every table its studies read
         out += [f"{RESULTS}/{name}/tails.parquet", f"{RESULTS}/{name}/claims.md"]
-        if STUDY[name] == "optimizers":
-            out.append(f"{RESULTS}/{name}/simulate/escape.parquet")
-        if has_escape(name):
-            out += [
-                f"{RESULTS}/{name}/escape/slopes.parquet",
-                f"{RESULTS}/{name}/escape/minima.parquet",
-            ]
         out += [
             f"{RESULTS}/{name}/figures/{fig}.{fmt}"
             for figure_set in figure_sets(name)
-            for fig in FIGURES[figure_set]
+            for fig in FIGURE_SETS[figure_set]
             for fmt in config["figures"]["formats"]
         ]
     return out

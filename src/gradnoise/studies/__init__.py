@@ -1,39 +1,124 @@
-"""The studies of the neighbouring papers (DESIGN.md §10): each one's measurements and claims in a module
-of its own. This module holds what the config checks and the workflow need without importing them:
-which roles a study's arms play, and the default arm name of each role."""
+"""The registry of studies (DESIGN.md §8, §10): one record per study kind — its title, the roles its
+arms play, the tables its claims read, its figure sets and its claims entry point — so that the config
+checks, the workflow (workflow/rules/common.smk) and the stage scripts ask one place. Import-light:
+no pandas, no torch; the entry points are "module:function" names loaded by the claims stage.
+
+Adding a study: its module (claims over ``claims_table.Row``s, figures), one ``Study`` entry here, its
+config and its report captions.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-# role → default arm name. Random labels: the pretraining arm, then per regime an arm trained from its
-# weights (adversarial initialization) and one from a fresh random initialization.
+# The figures each set draws (scripts/figures.py renders a set; the workflow declares them as outputs).
+FIGURE_SETS: dict[str, tuple[str, ...]] = {
+    "figures": (
+        "alpha_vs_iteration",
+        "noise_histogram",
+        "covariance_spectra",
+        "training_curves",
+        "weight_distance",
+        "sharpness_vs_accuracy",
+    ),
+    "escape_figures": ("escape_vs_eps", "escape_sgd_vs_adam"),
+    "large_batch_figures": (
+        "accuracy_per_arm",
+        "distance_vs_log_t",
+        "accuracy_vs_updates",
+        "alpha_vs_batch_size",
+    ),
+    "random_labels_figures": (
+        "accuracy_per_regime",
+        "training_curves_both_phases",
+        "bad_vs_good_minima",
+    ),
+    "escape_law_figures": ("escape_vs_sharpness", "escape_vs_width_height", "escape_from_minima"),
+}
+
+# Random labels: the pretraining arm, then per regime an arm trained from its weights (adversarial
+# initialization) and one from a fresh random initialization.
 REGIMES = ("vanilla", "weight_decay", "momentum", "augment", "all")
-STUDY_ROLES: dict[str, dict[str, str]] = {
-    "optimizers": {},
-    "large_batch": {
-        "small": "sb",
-        "large": "lb",
-        "large_lr": "lb_lr",
-        "large_gbn": "lb_lr_gbn",
-        "large_ra": "lb_lr_gbn_ra",
-    },
-    "random_labels": {
-        "pretrain": "pretrain",
-        **{f"{r}_{init}": f"{init}_{r}" for r in REGIMES for init in ("adversarial", "random")},
-    },
+
+
+@dataclass(frozen=True)
+class Study:
+    """What the workflow and the claims stage need to know of a study, without importing it.
+
+    `tables`: the inputs its claims read besides the tails table and the sharpness tables (names the
+    workflow resolves to files: escape, histories, fits, escape_sweeps, escape_slopes, escape_minima);
+    `claims`: "module:function" taking (tables, settings, ClaimSettings) and returning its rows."""
+
+    kind: str
+    title: str
+    claims: str
+    tables: tuple[str, ...] = ()
+    figure_sets: tuple[str, ...] = ("figures",)
+    roles: Mapping[str, str] = field(default_factory=dict)
+    optional_roles: frozenset[str] = frozenset()
+
+
+STUDIES: dict[str, Study] = {
+    "optimizers": Study(
+        kind="optimizers",
+        title="Claims of Zhou et al. (2020)",
+        claims="gradnoise.claims:claims",
+        tables=("escape",),
+        figure_sets=("figures", "escape_figures"),
+    ),
+    "large_batch": Study(
+        kind="large_batch",
+        title="Claims of Hoffer, Hubara & Soudry (2017) — large batches",
+        claims="gradnoise.studies.large_batch:claims",
+        tables=("histories", "fits"),
+        figure_sets=("figures", "large_batch_figures"),
+        roles={
+            "small": "sb",
+            "large": "lb",
+            "large_lr": "lb_lr",
+            "large_gbn": "lb_lr_gbn",
+            "large_ra": "lb_lr_gbn_ra",
+        },
+    ),
+    "random_labels": Study(
+        kind="random_labels",
+        title="Claims of Liu, Papailiopoulos & Achlioptas (2020) — random-label pretraining",
+        claims="gradnoise.studies.random_labels:claims",
+        tables=("histories",),
+        figure_sets=("figures", "random_labels_figures"),
+        roles={
+            "pretrain": "pretrain",
+            **{f"{r}_{init}": f"{init}_{r}" for r in REGIMES for init in ("adversarial", "random")},
+        },
+        optional_roles=frozenset(
+            f"{r}_{init}" for r in REGIMES[1:-1] for init in ("adversarial", "random")
+        ),
+    ),
 }
-# Roles a random-labels experiment may leave out (a regime it does not train).
-OPTIONAL_ROLES = {
-    "random_labels": {f"{r}_{init}" for r in REGIMES[1:-1] for init in ("adversarial", "random")}
-}
+
+# Xie et al.'s escape laws (A1–A5): an add-on to Zhou et al.'s study where `escape.enabled`.
+ESCAPE_LAW = Study(
+    kind="escape_law",
+    title="Escape laws of the real optimizers (Xie et al.)",
+    claims="gradnoise.studies.escape_law:claims",
+    tables=("escape", "escape_sweeps", "escape_slopes", "escape_minima"),
+    figure_sets=("escape_law_figures",),
+)
+ADD_ONS: dict[str, Study] = {"optimizers": ESCAPE_LAW}
+
+
+def studies_of(kind: str, escape_enabled: bool) -> list[Study]:
+    """The study of an experiment of this kind, then its add-on where it is enabled."""
+    add_on = ADD_ONS.get(kind) if escape_enabled else None
+    return [STUDIES[kind], *([add_on] if add_on else [])]
 
 
 def study_roles(exp: dict[str, Any]) -> dict[str, str]:
     """The role → arm map of an experiment: the study's defaults under the config's `roles`, without
     the optional roles whose arm the experiment does not have."""
-    kind = exp["study"]["kind"]
-    roles = {**STUDY_ROLES[kind], **exp["study"].get("roles", {})}
+    study = STUDIES[exp["study"]["kind"]]
+    roles = {**study.roles, **exp["study"].get("roles", {})}
     arms = exp.get("arms", exp.get("optimizers", {}))
-    optional = OPTIONAL_ROLES.get(kind, set())
-    return {role: arm for role, arm in roles.items() if role not in optional or arm in arms}
+    return {r: a for r, a in roles.items() if r not in study.optional_roles or a in arms}

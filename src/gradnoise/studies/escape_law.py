@@ -39,7 +39,9 @@ adamw; SGD-M = sgdm.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -528,3 +530,19 @@ def _a5(sweeps: pd.DataFrame, es: EscapeLawSettings, cs: ClaimSettings) -> list[
                 )
             )
     return rows or [_missing("A5", "sharpness sweep of Adai with SGD-M or Adam")]
+
+
+def claims(tables: Any, s: Mapping[str, Any], cs: ClaimSettings) -> list[Row]:
+    """The registry's entry point (``gradnoise.studies.ESCAPE_LAW``): A1–A5 from the escape-law
+    stage's tables and the simulate stage's (scripts/claims.py)."""
+    es = EscapeLawSettings(**s["claims"]["escape"])
+    return evaluate(
+        tables.runs,
+        tables.tails,
+        tables.escape_sweeps,
+        tables.escape_slopes,
+        tables.escape_minima,
+        es,
+        cs,
+        tables.escape,
+    )

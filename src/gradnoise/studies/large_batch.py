@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,13 +36,6 @@ from gradnoise.stats import (
     paired_differences,
 )
 
-ROLES = {
-    "small": "sb",
-    "large": "lb",
-    "large_lr": "lb_lr",
-    "large_gbn": "lb_lr_gbn",
-    "large_ra": "lb_lr_gbn_ra",
-}
 FIT_MODELS = ("log", "power", "sqrt")
 DISTANCES = {"whole": "weight_distance", "first_layer": "first_layer_distance"}
 MIN_FIT_POINTS = 5
@@ -345,3 +339,13 @@ def _h6(
             }
         ),
     )
+
+
+def claims(tables: Any, s: Mapping[str, Any], cs: ClaimSettings) -> list[Row]:
+    """The registry's entry point (``gradnoise.studies.STUDIES["large_batch"]``): H1–H6 from the
+    claims stage's tables (scripts/claims.py)."""
+    history, settings = tables.histories
+    keys = ["arm", "seed", "batch_size", "iterations", "phase_end"]
+    runs = tables.runs.merge(settings[keys], on=["arm", "seed"])
+    ls = LargeBatchSettings(**s["claims"]["large_batch"])
+    return evaluate(runs, history, tables.fits, tables.tails, s["roles"], ls, cs)

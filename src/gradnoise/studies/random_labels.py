@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -182,3 +183,12 @@ def _r4(tails: pd.DataFrame, adv: str, rnd: str, cs: ClaimSettings, caveat: str)
             }
         ),
     )
+
+
+def claims(tables: Any, s: Mapping[str, Any], cs: ClaimSettings) -> list[Row]:
+    """The registry's entry point (``gradnoise.studies.STUDIES["random_labels"]``): R1–R4 from the
+    claims stage's tables (scripts/claims.py)."""
+    history, settings = tables.histories
+    runs = tables.runs.merge(settings[["arm", "seed", "batch_size"]], on=["arm", "seed"])
+    rs = RandomLabelSettings(**s["claims"]["random_labels"])
+    return evaluate(runs, history, settings, tables.tails, s["roles"], rs, cs)
