@@ -12,7 +12,7 @@ import _cli
 
 import pandas as pd
 
-from gradnoise.claims_table import ClaimSettings, Row, decide_rows, to_arrow, to_markdown
+from gradnoise.claims import ClaimSettings, Row, decide_rows, to_arrow, to_markdown
 from gradnoise.io import (
     ESCAPE_MINIMA_SCHEMA,
     ESCAPE_SCHEMA,

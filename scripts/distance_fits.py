@@ -10,7 +10,7 @@ import _cli  # noqa: F401  (puts this repository's src/ first on the path)
 import pyarrow as pa
 
 from gradnoise.io import read_histories, write_parquet
-from gradnoise.studies.large_batch import distance_fits
+from gradnoise.studies.large_batch.distance import distance_fits
 
 
 def main() -> None:

@@ -96,7 +96,7 @@ def escape(args, s: dict, style: figures.ArmStyle) -> dict[str, Figure]:
 
 
 def large_batch(args, s: dict, style: figures.ArmStyle) -> dict[str, Figure]:
-    from gradnoise.studies import plots
+    from gradnoise.studies.large_batch import plots
 
     tails = read_parquet(args.tails, schema=TAILS_SCHEMA).to_pandas()
     history, settings = read_histories(args.histories)
@@ -111,7 +111,7 @@ def large_batch(args, s: dict, style: figures.ArmStyle) -> dict[str, Figure]:
 
 
 def random_labels(args, s: dict, style: figures.ArmStyle) -> dict[str, Figure]:
-    from gradnoise.studies import plots
+    from gradnoise.studies.random_labels import plots
 
     tails = read_parquet(args.tails, schema=TAILS_SCHEMA).to_pandas()
     history, settings = read_histories(args.histories)
@@ -126,7 +126,7 @@ def random_labels(args, s: dict, style: figures.ArmStyle) -> dict[str, Figure]:
 
 
 def escape_law(args, s: dict, style: figures.ArmStyle) -> dict[str, Figure]:
-    from gradnoise.studies import escape_plots
+    from gradnoise.studies.escape_law import plots as escape_plots
 
     sweeps = pd.concat(
         [read_parquet(f, schema=ESCAPE_SWEEP_SCHEMA).to_pandas() for f in args.sweeps],

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from tables import tails_row
 
-from gradnoise.claims import arm_pairs, evaluate_claims
-from gradnoise.claims_table import ClaimSettings, decide_rows, to_markdown
+from gradnoise.claims import ClaimSettings, decide_rows, to_markdown
 from gradnoise.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
+from gradnoise.studies.optimizers.claims import arm_pairs, evaluate_claims
 
 SEEDS = (3, 7, 11)
 ARMS = {"sgd": "sgd", "sgdm": "sgdm", "adam": "adam", "adamw": "adamw"}

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from gradnoise.claims_table import ClaimSettings, decide_rows
+from gradnoise.claims import ClaimSettings, decide_rows
 from gradnoise.config import ConfigError, prepare_config
 from gradnoise.io import (
     ALL,
@@ -28,7 +28,7 @@ from gradnoise.io import (
 )
 from gradnoise.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 from gradnoise.studies import FIGURE_SETS
-from gradnoise.studies.escape_law import EscapeLawSettings, evaluate, radius_exponents
+from gradnoise.studies.escape_law.claims import EscapeLawSettings, evaluate, radius_exponents
 from gradnoise.tails import TAILS_SCHEMA
 
 SEEDS = (3, 7, 11)
@@ -586,7 +586,7 @@ def test_the_stage_scripts_run_end_to_end(trained, monkeypatch, test_config):
     write_parquet(ESCAPE_SCHEMA.empty_table(), tmp / "escape.parquet", {})
     claims = {
         "claims": prepare_config(test_config)["claims"],
-        "study": "optimizers",
+        "studies": ["optimizers", "escape_law"],
         "roles": {},
         "arms": {"sgdm": ["sgdm", "sgdm"]},
     }

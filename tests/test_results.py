@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from gradnoise.claims_table import SCHEMA, claim_summary
+from gradnoise.claims import SCHEMA, claim_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = sorted((ROOT / "docs" / "results").glob("*/claims.parquet"))

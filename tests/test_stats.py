@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gradnoise.claims_table import ClaimSettings, Row, decide_rows, to_arrow, to_markdown
+from gradnoise.claims import ClaimSettings, Row, decide_rows, to_arrow, to_markdown
 from gradnoise.stats import (
     INCONCLUSIVE,
     NOT_SUPPORTED,

@@ -9,9 +9,12 @@ import pandas as pd
 import pytest
 from tables import tails_row
 
-from gradnoise.claims_table import ClaimSettings, decide_rows
+from gradnoise.claims import ClaimSettings, decide_rows
 from gradnoise.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
-from gradnoise.studies import STUDIES, large_batch, random_labels
+from gradnoise.studies import STUDIES
+from gradnoise.studies.large_batch import claims as large_batch
+from gradnoise.studies.large_batch import distance
+from gradnoise.studies.random_labels import claims as random_labels
 
 SEEDS = (3, 7, 11)
 JITTER = {3: -0.1, 7: 0.0, 11: 0.1}
@@ -34,7 +37,7 @@ LAWS = {
 def test_each_distance_law_is_recovered_from_its_own_curve(law):
     rng = np.random.default_rng(0)
     d = LAWS[law](T) * (1 + 0.005 * rng.standard_normal(T.size))
-    fits = large_batch.fit_distance(T, d)
+    fits = distance.fit_distance(T, d)
     assert max(fits, key=lambda m: fits[m][2]) == law
     p1, p2, r2 = fits[law]
     expected = {"log": (1.5, 0.8), "power": (0.4, 0.45), "sqrt": (0.7, 0.25)}[law]
@@ -64,7 +67,7 @@ def _histories(law: str, arms=("sb", "lb"), phase_end=300) -> pd.DataFrame:
 
 
 def test_distance_fits_use_only_the_high_learning_rate_phase():
-    fits = large_batch.distance_fits(_histories("log"), {"sb": 300, "lb": 300})
+    fits = distance.distance_fits(_histories("log"), {"sb": 300, "lb": 300})
     best = fits[fits.best]
     assert set(best.model) == {"log"} and len(best) == 2 * len(SEEDS) * 2
     assert (fits.phase_end == 300).all() and (fits.points == (T <= 300).sum()).all()
@@ -157,7 +160,7 @@ def _lb_curves(offset: float) -> pd.DataFrame:
 
 
 def _lb_claims(acc, curve_offset=0.0, law="log", alphas=(1.6, 1.9), ra_spread=0.0):
-    fits = large_batch.distance_fits(
+    fits = distance.distance_fits(
         _histories(law, arms=tuple(LB_ROLES.values())), dict.fromkeys(LB_ROLES.values(), 300)
     )
     runs = _lb_runs(acc)
@@ -199,7 +202,7 @@ def test_large_batch_claims_inconclusive_without_power():
     assert v["H3"].iloc[0] == INCONCLUSIVE  # the gap left, 0.4 ± its seeds' spread, straddles 0.5
     assert v["H5"].iloc[0] == INCONCLUSIVE  # a 1-point difference at equal updates: on the margin
     assert v["H6"].iloc[0] == NOT_SUPPORTED  # α differs by 0.02 < alpha_margin, decided
-    mixed = large_batch.distance_fits(
+    mixed = distance.distance_fits(
         pd.concat(
             [_histories("log", arms=("sb", "lb")), _histories("sqrt", arms=("lb_lr", "lb_lr_gbn"))]
         ),
@@ -208,7 +211,7 @@ def test_large_batch_claims_inconclusive_without_power():
     h4 = large_batch._h4(mixed, ClaimSettings())
     # runs are the units (whole network): 6 of 12 log wins cannot reach 2/3
     assert h4.decision.verdict == NOT_SUPPORTED and "out of reach" in h4.decision.reason
-    mostly = large_batch.distance_fits(
+    mostly = distance.distance_fits(
         pd.concat(
             [_histories("log", arms=("sb", "lb", "lb_lr")), _histories("sqrt", arms=("lb_lr_gbn",))]
         ),
@@ -355,7 +358,7 @@ def test_a_useless_change_is_not_supported_once_the_seeds_are_enough():
     rows = large_batch.evaluate(
         runs,
         _lb_curves(0.0),
-        large_batch.distance_fits(
+        distance.distance_fits(
             _histories("log", arms=tuple(LB_ROLES.values())),
             dict.fromkeys(LB_ROLES.values(), 300),
         ),

@@ -15,6 +15,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from gradnoise.stats import t_interval  # noqa: E402
+
 COLORS = {"sgd": "C0", "sgdm": "C1", "adam": "C3", "adamw": "C4", "adai": "C2", "adaiw": "C5"}
 _SHORT = {"independent": "indep.", "isotropic": "isotr."}
 NAMES = {
@@ -350,3 +352,17 @@ def sharpness_vs_accuracy(runs: pd.DataFrame, style: ArmStyle) -> Figure:
     ax.set_title("Sharpness of the final minimum vs generalization")
     ax.legend(fontsize=7)
     return fig
+
+
+def mean_ci(values) -> tuple[float, float]:
+    """Mean over seeds and the half-width of its t interval (0 without one)."""
+    iv = t_interval(values)
+    return iv.value, (iv.high - iv.value) if np.isfinite(iv.high) else 0.0
+
+
+def range_band(ax, df: pd.DataFrame, x: str, y: str, color: str, label: str, ls: str = "-") -> None:
+    """The mean over seeds of `y` against `x` with the range of the seeds shaded."""
+    g = df.groupby(x)[y]
+    m, lo, hi = g.mean(), g.min(), g.max()
+    ax.plot(m.index, m, ls, color=color, label=label)
+    ax.fill_between(m.index, lo, hi, color=color, alpha=0.15)

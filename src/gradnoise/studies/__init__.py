@@ -3,7 +3,7 @@ arms play, the tables its claims read, its figure sets and its claims entry poin
 checks, the workflow (workflow/rules/common.smk) and the stage scripts ask one place. Import-light:
 no pandas, no torch; the entry points are "module:function" names loaded by the claims stage.
 
-Adding a study: its module (claims over ``claims_table.Row``s, figures), one ``Study`` entry here, its
+Adding a study: its module (claims over ``claims.Row``s, figures), one ``Study`` entry here, its
 config and its report captions.
 """
 
@@ -64,14 +64,14 @@ STUDIES: dict[str, Study] = {
     "optimizers": Study(
         kind="optimizers",
         title="Claims of Zhou et al. (2020)",
-        claims="gradnoise.claims:claims",
+        claims="gradnoise.studies.optimizers.claims:claims",
         tables=("escape",),
         figure_sets=("figures", "escape_figures"),
     ),
     "large_batch": Study(
         kind="large_batch",
         title="Claims of Hoffer, Hubara & Soudry (2017) — large batches",
-        claims="gradnoise.studies.large_batch:claims",
+        claims="gradnoise.studies.large_batch.claims:claims",
         tables=("histories", "fits"),
         figure_sets=("figures", "large_batch_figures"),
         roles={
@@ -85,7 +85,7 @@ STUDIES: dict[str, Study] = {
     "random_labels": Study(
         kind="random_labels",
         title="Claims of Liu, Papailiopoulos & Achlioptas (2020) — random-label pretraining",
-        claims="gradnoise.studies.random_labels:claims",
+        claims="gradnoise.studies.random_labels.claims:claims",
         tables=("histories",),
         figure_sets=("figures", "random_labels_figures"),
         roles={
@@ -102,7 +102,7 @@ STUDIES: dict[str, Study] = {
 ESCAPE_LAW = Study(
     kind="escape_law",
     title="Escape laws of the real optimizers (Xie et al.)",
-    claims="gradnoise.studies.escape_law:claims",
+    claims="gradnoise.studies.escape_law.claims:claims",
     tables=("escape", "escape_sweeps", "escape_slopes", "escape_minima"),
     figure_sets=("escape_law_figures",),
 )

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from gradnoise.claims_table import ClaimSettings, Row, missing
+from gradnoise.claims import ClaimSettings, Row, missing
 from gradnoise.escape import fit_line
 from gradnoise.readings import Alphas, diverged_note, run_values
 from gradnoise.stats import (
@@ -116,7 +116,7 @@ def evaluate(
     cs: ClaimSettings,
     simulated: pd.DataFrame | None = None,
 ) -> list[Row]:
-    """Claims A1–A5 (``claims_table.Row``s). `runs`: one row per
+    """Claims A1–A5 (``claims.Row``s). `runs`: one row per
     (arm, seed) with optimizer, status and test_acc; `sweeps`: rows of the sharpness sweeps (at least);
     `slopes`, `minima`: the stage's tables; `simulated`: the simulate stage's escape table, whose
     matched SDEs' α A4 reports beside the measured exponent."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from gradnoise.claims_table import ClaimSettings, Row
+from gradnoise.claims import ClaimSettings, Row
 from gradnoise.readings import CONTROLLED, Alphas, estimator_label, run_values
 from gradnoise.stats import (
     NOT_SUPPORTED,

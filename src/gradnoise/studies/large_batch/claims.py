@@ -18,11 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy.optimize import curve_fit
 
-from gradnoise.claims_table import ClaimSettings, Row
+from gradnoise.claims import ClaimSettings, Row
 from gradnoise.readings import CONTROLLED, Alphas, estimator_label, run_values
 from gradnoise.stats import (
     INCONCLUSIVE,
@@ -61,74 +59,6 @@ class LargeBatchSettings:
     phase_tolerance: float = 0.05
 
 
-def fit_distance(t: np.ndarray, d: np.ndarray) -> dict[str, tuple[float, float, float]]:
-    """(first parameter, second parameter, R²) of each law: log (a, b), power (c, γ), sqrt (a, b)."""
-    t, d = np.asarray(t, float), np.asarray(d, float)
-    tss = float(np.sum((d - d.mean()) ** 2))
-
-    def r2(pred: np.ndarray) -> float:
-        return 1 - float(np.sum((d - pred) ** 2)) / tss if tss > 0 else math.nan
-
-    out = {}
-    for name, x in (("log", np.log(t)), ("sqrt", np.sqrt(t))):
-        b, a = np.polyfit(x, d, 1)
-        out[name] = (float(a), float(b), r2(a + b * x))
-    pos = d > 0
-    gamma0, logc0 = np.polyfit(np.log(t[pos]), np.log(d[pos]), 1)
-    try:
-        (c, gamma), _ = curve_fit(
-            lambda tt, c, g: c * tt**g, t, d, p0=(math.exp(logc0), gamma0), maxfev=10000
-        )
-    except RuntimeError:  # no convergence: keep the log-log line
-        c, gamma = math.exp(logc0), gamma0
-    out["power"] = (float(c), float(gamma), r2(c * t**gamma))
-    return out
-
-
-def distance_fits(histories: pd.DataFrame, phase_end: Mapping[str, int]) -> pd.DataFrame:
-    """One row per (arm, seed, quantity, law): its parameters, R², and whether it fits best.
-    `histories`: arm, seed, iteration, status, weight_distance, first_layer_distance;
-    `phase_end`: the last iteration of each arm's high-learning-rate phase."""
-    rows = []
-    for (arm, seed), h in histories[histories.status == "ok"].groupby(["arm", "seed"]):
-        phase = h[(h.iteration >= 1) & (h.iteration <= phase_end[arm])].sort_values("iteration")
-        for quantity, column in DISTANCES.items():
-            if len(phase) < MIN_FIT_POINTS:
-                continue
-            fits = fit_distance(phase.iteration.to_numpy(), phase[column].to_numpy())
-            best = max(fits, key=lambda m: fits[m][2])
-            for model, (p1, p2, r2) in fits.items():
-                rows.append(
-                    {
-                        "arm": arm,
-                        "seed": int(seed),
-                        "quantity": quantity,
-                        "model": model,
-                        "p1": p1,
-                        "p2": p2,
-                        "r2": r2,
-                        "best": model == best,
-                        "points": len(phase),
-                        "phase_end": int(phase_end[arm]),
-                    }
-                )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "arm",
-            "seed",
-            "quantity",
-            "model",
-            "p1",
-            "p2",
-            "r2",
-            "best",
-            "points",
-            "phase_end",
-        ],
-    )
-
-
 def _curve_gap(histories: pd.DataFrame, a: str, b: str) -> dict[int, float]:
     """Per seed: test accuracy of arm a minus arm b at equal numbers of updates, averaged over the
     evaluations both runs made (iteration > 0)."""
@@ -152,7 +82,7 @@ def evaluate(
     ls: LargeBatchSettings,
     cs: ClaimSettings,
 ) -> list[Row]:
-    """Claims H1–H6 (``claims_table.Row``s). H2 and H3 are conditional on H1: a change cannot shrink
+    """Claims H1–H6 (``claims.Row``s). H2 and H3 are conditional on H1: a change cannot shrink
     or close a gap that is not there."""
     acc = {role: run_values(runs, arm, "test_acc") for role, arm in roles.items()}
     r = roles

@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from gradnoise.figures import COLORS, NAMES, ArmStyle, _grid  # noqa: E402
-from gradnoise.studies.escape_law import ORDER, radius_exponents  # noqa: E402
+from gradnoise.studies.escape_law.claims import ORDER, radius_exponents  # noqa: E402
 
 NOISE_COLORS = {"gaussian": "tab:blue", "sas": "tab:orange"}
 MARKERS = ("o", "s", "^", "D", "v", "P")
