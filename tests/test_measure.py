@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -105,9 +110,6 @@ def test_measure_returns_the_pipelines_numbers_on_a_zoo_checkpoint(lenet_checkpo
 
 def test_measure_is_exported_lazily():
     assert gradnoise.measure is measure
-    import subprocess
-    import sys
-
     out = subprocess.run(
         [sys.executable, "-c", "import gradnoise, sys; print('torch' in sys.modules)"],
         capture_output=True,
@@ -280,3 +282,118 @@ def test_an_optimizer_of_other_parameters_or_without_state_is_refused(monkeypatc
         measure(model, _ce, data, views=("preconditioned",), optimizer=fresh, **_kw())
     with pytest.raises(MeasureError, match="^model:"):
         measure("model", _ce, data, **_kw())
+
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAR_LM = [
+    "--model",
+    "gradnoise.char_lm:model",
+    "--model-kwargs",
+    '{"seq_len": 12, "d_model": 8, "n_heads": 2, "n_layers": 1}',
+    "--data",
+    "gradnoise.char_lm:train_data",
+    "--data-kwargs",
+    '{"seq_len": 12, "max_train": 100}',
+    "--loss",
+    "gradnoise.char_lm:loss",
+]
+
+
+def _gradnoise(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(
+        [sys.executable, "-m", "gradnoise.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
+
+
+def test_the_command_measures_the_char_transformer_from_factories_and_a_checkpoint(tmp_path):
+    torch.manual_seed(3)
+    weights = char_lm.model(seq_len=12, d_model=8, n_heads=2, n_layers=1).state_dict()
+    torch.save({"model": weights, "step": 0}, tmp_path / "ckpt.pt")
+    out = _gradnoise(
+        "measure",
+        *CHAR_LM,
+        "--checkpoint",
+        "ckpt.pt",
+        "--batch-size",
+        "4",
+        "--draws",
+        "20",
+        "--coords-per-layer",
+        "4",
+        "--bootstrap",
+        "10",
+        "--out",
+        "t/table.parquet",
+        "--figure",
+        "layers.png",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    table = pd.read_parquet(tmp_path / "t" / "table.parquet")
+    assert table["layer"].iloc[0] == WHOLE_NETWORK and (table["n_draws"] == 20).all()
+    assert (tmp_path / "layers.png").read_bytes()[:4] == b"\x89PNG"
+    # the checkpoint's weights were measured: the same call on them in-process gives the same α̂
+    model = char_lm.model(seq_len=12, d_model=8, n_heads=2, n_layers=1)
+    model.load_state_dict(weights)
+    x, y = char_lm.train_data(seq_len=12, max_train=100)
+    direct = measure(
+        model,
+        char_lm.loss,
+        (x, y),
+        batch_size=4,
+        n_draws=20,
+        coords_per_layer=4,
+        device="cpu",
+        tails=TailSettings(bootstrap=10),
+    )
+    np.testing.assert_allclose(table["alpha"], direct["alpha"], rtol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("--model", "no_such_module:model"), "--model: cannot import 'no_such_module'"),
+        (("--loss", "gradnoise.char_lm:nothing"), "--loss: 'gradnoise.char_lm' has no attribute"),
+        (("--data", "gradnoise.char_lm"), "--data: expected 'package.module:function'"),
+        (("--model", "gradnoise.char_lm:corpus_provenance"), "--model: the factory failed"),
+        (("--model", "builtins:dict"), "--model: builtins:dict returned dict"),
+        (("--data-kwargs", "[1]"), "--data-kwargs: expected a JSON object"),
+    ],
+)
+def test_the_command_names_the_bad_factory(tmp_path, change, message):
+    args = list(CHAR_LM)
+    i = args.index(change[0])
+    args[i + 1] = change[1]
+    out = _gradnoise(
+        "measure", *args, "--batch-size", "4", "--draws", "5", "--out", "t.parquet", cwd=tmp_path
+    )
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert not (tmp_path / "t.parquet").exists()
+
+
+def test_the_command_is_a_console_script():
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["gradnoise"] == "gradnoise.cli:main"
+
+
+def test_the_readme_example_runs(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "measure_own_model.py")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "(network)" in out.stdout and "self_attn.in_proj_weight" in out.stdout
