@@ -385,10 +385,21 @@ def test_the_command_is_a_console_script():
     assert scripts["gradnoise"] == "gradnoise.cli:main"
 
 
-def test_the_readme_example_runs(tmp_path):
+def _readme_example() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Measure your own model") :]
+    return section[section.index("```python\n") + 10 : section.index("```\n\n")]
+
+
+@pytest.mark.parametrize("source", ["examples", "README"])
+def test_the_examples_run_as_written(tmp_path, source):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    script = ROOT / "examples" / "measure_own_model.py"
+    if source == "README":
+        script = tmp_path / "readme_example.py"
+        script.write_text(_readme_example())
     out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "measure_own_model.py")],
+        [sys.executable, str(script)],
         capture_output=True,
         text=True,
         cwd=tmp_path,
