@@ -45,7 +45,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +75,9 @@ STEP_MEMORY = 16 * 2**20
 # Grams and was no faster, measured at P = 1,000)
 LAYERS_IN_FLIGHT = 1
 CHUNKS_PER_WORKER = 4  # column chunks per worker and layer
+
+# the mean loss of the examples at the given indices, computed with the given model
+LossOnIndices = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -111,35 +114,52 @@ def minibatches(
 def minibatch_gradients(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, batches: list[torch.Tensor]
 ) -> Iterator[list[torch.Tensor]]:
+    """g_k of the classification loss (``classification_loss``): ``batch_gradients`` with
+    micro-batches of at most MICRO_BATCH examples on the CPU."""
+    micro = MICRO_BATCH if x.device.type == "cpu" else None
+    return batch_gradients(model, classification_loss(x, y), batches, micro, x.device)
+
+
+def batch_gradients(
+    model: nn.Module,
+    loss_on: LossOnIndices,
+    batches: list[torch.Tensor],
+    micro_batch: int | None = None,
+    device: torch.device | None = None,
+) -> Iterator[list[torch.Tensor]]:
     """g_k, in order, as one flat float32 piece per parameter in the parameters' logical order (their
     concatenation is g_k; on the model's device), in eval mode: the reference's per-batch gradient.
-    Pieces, not the flat g_k: a large network's g_k is above the largest allocation glibc serves
-    from its heaps (ResNet-18: 45 MB against 32 MiB), so every step would map it and fault it in
+    ``loss_on(model, idx)`` is the mean loss of the examples `idx` (any task), called with the model
+    this pass runs (a copy in another memory layout, see below), and idx on `device` (default: the
+    model's). Pieces, not the flat g_k: a large network's g_k is above the largest allocation glibc
+    serves from its heaps (ResNet-18: 45 MB against 32 MiB), so every step would map it and fault it in
     afresh (measured, ResNet-18, B = 4, one thread: 1.43× the time per minibatch). Runs on a copy of
     the model in its fastest memory layout (``models.fastest_memory_format``). On the CPU,
-    torch.get_num_threads() single-threaded workers take one minibatch each, side by side, each in
-    even micro-batches of at most MICRO_BATCH examples: in eval mode no example's output depends on
-    another's, so g_k is the size-weighted sum of its micro-batches' gradients (the same to float32
+    torch.get_num_threads() single-threaded workers take one minibatch each, side by side. With
+    `micro_batch`, each in even micro-batches of at most that many examples: valid only where the loss
+    is a mean of independent per-example terms (in eval mode no example's output depends on
+    another's), so g_k is the size-weighted sum of its micro-batches' gradients (the same to float32
     rounding). Measured on the small AlexNet, B = 100, 2 cores, with the heaps keeping a step's
     memory (as ``sample_split`` runs it): 1.55 s per 100 minibatches for halves, 1.65 s for quarters,
     1.5 s but +35 MiB more for whole minibatches, and 2.3 s for whole minibatches one at a time on
     both intra-op threads (whose operations are too small to split well). The GPU takes each
     minibatch whole."""
     model.eval()
-    layout = fastest_memory_format(model, x.device)
+    device = device or next(model.parameters()).device
+    layout = fastest_memory_format(model, device)
     if layout is not torch.contiguous_format:
         model = copy.deepcopy(model).to(memory_format=layout)
     params = list(model.parameters())
-    cpu = x.device.type == "cpu"
+    cpu = device.type == "cpu"
     threads = torch.get_num_threads()
     workers = threads if cpu else 1
 
     def gradient(idx: torch.Tensor) -> list[torch.Tensor]:
-        idx = idx.to(x.device)
-        parts = -(-len(idx) // MICRO_BATCH) if cpu else 1
+        idx = idx.to(device)
+        parts = -(-len(idx) // micro_batch) if micro_batch else 1
         total: list[torch.Tensor] = []
         for part in idx.tensor_split(parts):
-            loss = nn.functional.cross_entropy(model(x[part]), y[part]) * (len(part) / len(idx))
+            loss = loss_on(model, part) * (len(part) / len(idx))
             pieces = [g.reshape(-1) for g in torch.autograd.grad(loss, params)]
             total = [t.add_(g) for t, g in zip(total, pieces, strict=True)] if total else pieces
         return total
@@ -298,17 +318,53 @@ def sample_split(
     split_seed: int,
     scratch_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Stream the noise of one split. `views` maps a view name to its spec: ``None`` (raw),
-    ``("preconditioned", w)`` or ``("averaged", beta)``. Returns per-view accumulated statistics."""
+    """Stream the noise of one split of a classification task (``sample_noise`` with the mean cross
+    entropy of ``model(x[idx])`` against ``y[idx]``, in micro-batches on the CPU)."""
+    micro = MICRO_BATCH if x.device.type == "cpu" else None
+    return sample_noise(
+        model,
+        classification_loss(x, y),
+        len(y),
+        settings,
+        views,
+        split_seed,
+        scratch_dir,
+        micro_batch=micro,
+    )
+
+
+def classification_loss(x: torch.Tensor, y: torch.Tensor) -> LossOnIndices:
+    """The mean cross entropy of the examples at the given indices: the zoo's loss."""
+
+    def loss_on(net: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(net(x[idx]), y[idx])
+
+    return loss_on
+
+
+def sample_noise(
+    model: nn.Module,
+    loss_on: LossOnIndices,
+    n: int,
+    settings: NoiseSettings,
+    views: dict[str, Any],
+    split_seed: int,
+    scratch_dir: str | Path | None = None,
+    *,
+    micro_batch: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Stream the noise of any loss over n examples (``loss_on(model, idx)``: the mean loss of the
+    examples idx; see ``batch_gradients``). `views` maps a view name to its spec: ``None`` (raw),
+    ``("preconditioned", w)`` or ``("averaged", beta)``. `progress(k)` is called after every
+    minibatch gradient. Returns per-view accumulated statistics."""
     device = next(model.parameters()).device
     layers = layers_of(model)
     d = layers[-1].stop
-    batches = minibatches(
-        len(y), settings.batch_size, settings.n_batches, settings.mode, split_seed
-    )
+    batches = minibatches(n, settings.batch_size, settings.n_batches, settings.mode, split_seed)
     p = len(batches)
     if p < 2:
-        raise ValueError(f"need at least 2 minibatches, got {p} (split of {len(y)} examples)")
+        raise ValueError(f"need at least 2 minibatches, got {p} (split of {n} examples)")
     views = {
         v: spec if spec is None or spec[0] != "preconditioned" else (spec[0], spec[1].to(device))
         for v, spec in views.items()
@@ -319,12 +375,15 @@ def sample_split(
         start = time.perf_counter()
         # a step's working set: its activations and its gradients (a micro-batch's and their sum)
         finite = torch.ones((), dtype=torch.bool, device=device)
+        grads = batch_gradients(model, loss_on, batches, micro_batch, device)
         with reused_step_memory(STEP_MEMORY, STEP_MEMORY + 2 * 4 * d), open(spill, "wb") as f:
-            for pieces in minibatch_gradients(model, x, y, batches):
+            for k, pieces in enumerate(grads):
                 for piece in pieces:
                     finite &= torch.isfinite(piece).all()
                     # contiguous: the gradient of p.sum() is an expanded (stride-0) tensor
                     f.write(piece.contiguous().cpu().numpy())
+                if progress is not None:
+                    progress(k + 1)
         if not bool(finite):
             raise NonFiniteNoise(f"non-finite minibatch gradients (P={p}, D={d})")
         middle = time.perf_counter()
