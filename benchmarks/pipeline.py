@@ -10,6 +10,14 @@ seconds of its processes (`cpu_time`). A stage is the rule; the stage of a file 
 the wall seconds of a job grow with whatever else shares the machine's cores, its CPU seconds much
 less. The baseline records the machine it ran on (CPU model, cores, torch, git revision), so that a
 ratio against it is read as a ratio on the same kind of machine.
+
+Two cautions, both measured on the shared 2-core machine (README.md in this folder):
+- Snakemake samples a job's processes every 0.5 s for its first 15 s and every 30 s after that, and
+  keeps the last sample: a job's `cpu_time` misses what it spent after its last sample, up to 30 s of
+  wall time. The sums are lower bounds; the accurate total is the run's own (`/usr/bin/time` around
+  snakemake counts every reaped child), which `--cpu` records next to them.
+- A run cut short (or one that reran only some jobs) compares per job: `cpu/job ×` is the ratio of
+  the mean CPU seconds of a stage's jobs, which stays meaningful when the job counts differ.
 """
 
 from __future__ import annotations
@@ -126,6 +134,10 @@ def compare(
                 "cpu_ratio": ratio(now["cpu_s"], then["cpu_s"]),
                 "wall_ratio": ratio(now["wall_s"], then["wall_s"]),
                 "cpu_share": now["cpu_s"] / total(stages, "cpu_s") if stages else 0.0,
+                "cpu_per_job_ratio": ratio(
+                    now["cpu_s"] / now["jobs"] if now["jobs"] else 0.0,
+                    then["cpu_s"] / then["jobs"] if then["jobs"] else 0.0,
+                ),
             }
         )
     return rows
@@ -136,12 +148,13 @@ def format_table(rows: list[dict]) -> str:
         return "—" if x is None else format(x, fmt)
 
     header = f"{'stage':<22}{'jobs':>5}{'cpu s':>10}{'share':>7}{'base cpu':>10}{'cpu ×':>7}"
-    header += f"{'wall s':>10}{'base wall':>10}{'wall ×':>8}"
+    header += f"{'cpu/job ×':>10}{'wall s':>10}{'base wall':>10}{'wall ×':>8}"
     lines = [header]
     for r in rows:
         lines.append(
             f"{r['stage']:<22}{r['jobs']:>5}{r['cpu_s']:>10.1f}{r['cpu_share']:>7.1%}"
             f"{r['base_cpu_s']:>10.1f}{num(r['cpu_ratio'], '.2f'):>7}"
+            f"{num(r['cpu_per_job_ratio'], '.2f'):>10}"
             f"{r['wall_s']:>10.1f}{r['base_wall_s']:>10.1f}{num(r['wall_ratio'], '.2f'):>8}"
         )
     return "\n".join(lines)
@@ -178,6 +191,9 @@ def main() -> None:
         "--write-baseline", action="store_true", help="record this run as the baseline"
     )
     parser.add_argument("--wall", type=float, help="the run's own wall seconds, to record with it")
+    parser.add_argument(
+        "--cpu", type=float, help="the run's own CPU seconds (user + sys of /usr/bin/time)"
+    )
     parser.add_argument("--note", default="", help="a line recorded with a new baseline")
     args = parser.parse_args()
 
@@ -188,13 +204,17 @@ def main() -> None:
         record = {
             "machine": machine(),
             "run_wall_s": args.wall,
+            "run_cpu_s": args.cpu,
             "note": args.note,
             "stages": stages,
         }
         args.baseline.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         print(f"wrote {args.baseline}")
     baseline = json.loads(args.baseline.read_text()) if args.baseline.exists() else {"stages": {}}
-    print(f"baseline: {baseline.get('machine', {})}, run wall {baseline.get('run_wall_s')} s")
+    print(
+        f"baseline: {baseline.get('machine', {})}, run wall {baseline.get('run_wall_s')} s,"
+        f" run CPU {baseline.get('run_cpu_s')} s; {baseline.get('note', '')}"
+    )
     print(format_table(compare(stages, baseline["stages"])))
 
 

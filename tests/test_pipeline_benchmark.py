@@ -80,6 +80,8 @@ def test_ratios_against_a_baseline_per_stage_and_in_total(pipeline):
     assert rows["new"]["cpu_ratio"] is None  # nothing to compare with
     assert rows["gone"]["cpu_ratio"] == 0.0 and rows["gone"]["jobs"] == 0
     assert rows["total"]["cpu_ratio"] == pytest.approx(9.0 / 24.0)
+    assert rows["train"]["cpu_per_job_ratio"] == pytest.approx(0.5)
+    assert rows["total"]["cpu_per_job_ratio"] == pytest.approx((9.0 / 4) / (24.0 / 6))
     assert rows["total"]["wall_ratio"] == pytest.approx(15.0 / 30.0)
     assert rows["train"]["cpu_share"] == pytest.approx(6.0 / 9.0)
     assert list(rows)[0] == "train"  # the baseline's costliest stage first
@@ -90,10 +92,10 @@ def test_write_baseline_then_compare_gives_ratio_one(pipeline, tmp_path, monkeyp
     logs = make_logs(tmp_path)
     baseline = tmp_path / "baseline.json"
     argv = ["pipeline.py", "--logs", str(logs), "--baseline", str(baseline)]
-    monkeypatch.setattr(sys, "argv", [*argv, "--write-baseline", "--wall", "123"])
+    monkeypatch.setattr(sys, "argv", [*argv, "--write-baseline", "--wall", "123", "--cpu", "45"])
     pipeline.main()
     record = json.loads(baseline.read_text())
-    assert record["run_wall_s"] == 123.0
+    assert record["run_wall_s"] == 123.0 and record["run_cpu_s"] == 45.0
     assert set(record["machine"]) == {"cpu", "cores", "torch", "git"}
     assert record["stages"]["train"]["cpu_s"] == 17.5
     monkeypatch.setattr(sys, "argv", argv)
