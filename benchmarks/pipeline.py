@@ -160,8 +160,8 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> dict[str, str | int]:
-    """What the run ran on: CPU model, cores, torch, git revision."""
+def machine(revision: str | None = None) -> dict[str, str | int]:
+    """What the run ran on: CPU model, cores, torch, git revision (HEAD unless given)."""
     model = platform.processor() or "unknown"
     try:
         for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
@@ -175,9 +175,12 @@ def machine() -> dict[str, str | int]:
         torch_version = torch.__version__
     except ImportError:
         torch_version = "absent"
-    revision = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    revision = (
+        revision
+        or subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+    )
     return {"cpu": model, "cores": os.cpu_count() or 0, "torch": torch_version, "git": revision}
 
 
@@ -194,6 +197,7 @@ def main() -> None:
     parser.add_argument(
         "--cpu", type=float, help="the run's own CPU seconds (user + sys of /usr/bin/time)"
     )
+    parser.add_argument("--revision", help="the git revision that ran (default: HEAD here)")
     parser.add_argument("--note", default="", help="a line recorded with a new baseline")
     args = parser.parse_args()
 
@@ -202,7 +206,7 @@ def main() -> None:
         raise SystemExit(f"no *{SUFFIX} under {args.logs}")
     if args.write_baseline:
         record = {
-            "machine": machine(),
+            "machine": machine(args.revision),
             "run_wall_s": args.wall,
             "run_cpu_s": args.cpu,
             "note": args.note,
