@@ -24,7 +24,7 @@ from gradnoise.sde import (
     radon_measure,
     simulate_exits,
 )
-from gradnoise.simulate import SimSettings, calibration
+from gradnoise.simulate import SimSettings, calibration, matched, matched_noise
 
 
 @pytest.mark.parametrize("alpha", [1.2, 1.5, 1.8])
@@ -155,3 +155,46 @@ def test_calibration_rows_record_the_scheme(test_config):
     table = calibration("test", ss)
     assert set(table["scheme"].to_pylist()) == {"jump"}
     assert all(0.5 < r < 2 for r in table["ratio"].to_pylist())
+
+
+def test_matched_predictions_equal_the_per_configuration_law(test_config):
+    """m(G) is computed once per basin and noise and shared across ε: every row's prediction is
+    still exactly 1/(ε^α m(G)) of its own configuration."""
+    import pyarrow as pa
+
+    from gradnoise.config import prepare_config
+    from gradnoise.io import ALL
+    from gradnoise.sde import predicted_exit_time
+    from gradnoise.tails import TAILS_SCHEMA
+
+    base = {"experiment": "t", "arm": "sgd", "optimizer": "sgd", "seed": 0, "step": 10}
+    base |= {"status": "ok", "split": "train", "view": "raw", "layer": ALL}
+    rows = [
+        {**base, "quantity": "alpha", "estimator": "per_coordinate", "value": 1.6},
+        {
+            **base,
+            "quantity": "effective_rank",
+            "estimator": "gram",
+            "value": 3.0,
+            "spectrum": [4.0, 2.0, 1.0, 0.5],
+        },
+    ]
+    tails = pa.Table.from_pylist(rows, schema=TAILS_SCHEMA)
+    settings = prepare_config(test_config)["simulate"]
+    ss = SimSettings(
+        **{
+            **settings,
+            "n_paths": 40,
+            "eps": [0.02, 0.05],
+            "dims": 4,
+            "basins": ["box"],
+            "noise_models": ["isotropic", "independent"],
+        }
+    )
+    table = matched("t", "sgd", tails, ss).to_pylist()
+    assert len(table) == 2 * 2 * 2  # scales × noise models × ε
+    m = matched_noise(tails, ss)["m"]
+    for r in table:
+        basin = make_basin("box", 4, r["width"], ss.sharp_flat_ratio)
+        expected = predicted_exit_time(basin, Noise(1.6, r["noise_model"], m), r["eps"])
+        assert r["predicted"] == expected
