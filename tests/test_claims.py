@@ -353,3 +353,20 @@ def test_c5_needs_each_interval_inside_the_band():
     many = _evaluate(escape=_escape(ratio=0.55, exits=2000)).query("claim == 'C5'")
     assert many.verdict.iloc[0] == NOT_SUPPORTED
     assert "simulator" in many.statement.iloc[0]
+
+
+def test_the_papers_pair_decides_a_paired_claim_the_others_are_reported():
+    runs = _runs()
+    runs.loc[runs.arm == "sgd", "test_acc"] = 90.0 + np.tile([-0.1, 0.0, 0.1], 1)  # plain SGD worse
+    claims = _evaluate(runs=runs)
+    c8 = claims[claims.claim == "C8"].set_index("pair")
+    assert c8.verdict["sgdm vs adam"] == SUPPORTED and c8.verdict["sgd vs adam"] == NOT_SUPPORTED
+    assert set(c8.claim_verdict) == {SUPPORTED}
+    assert "the paper's pair sgdm vs adam" in c8.claim_reason.iloc[0]
+    # without the paper's pair every pair must hold
+    no_sgdm = runs[runs.arm != "sgdm"]
+    tails = _tails(
+        _alpha(), er=lambda a, v: 5.0, arms={k: v for k, v in ARMS.items() if k != "sgdm"}
+    )
+    c8 = _evaluate(tails=tails, runs=no_sgdm).query("claim == 'C8'")
+    assert set(c8.claim_verdict) == {NOT_SUPPORTED}

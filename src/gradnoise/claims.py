@@ -41,6 +41,7 @@ SCHEMA = pa.schema(
         *((c, pa.float64()) for c in ("detectable", "margin", "level")),
         *((c, pa.string()) for c in ("control", "rule", "verdict", "reason")),
         ("stable", pa.bool_()),
+        ("decides", pa.bool_()),
         ("loo_verdicts", pa.list_(pa.string())),
         ("claim_verdict", pa.string()),
         ("claim_reason", pa.string()),
@@ -92,6 +93,9 @@ class Row:
     prerequisite: Decision | None = None  # a measured premise of this row (e.g. "the runs fit")
     interval: Interval = NO_INTERVAL  # for rows decided without a test: the number they report
     margin: float = math.nan
+    primary: bool = (
+        False  # the row that states the claim (the paper's own pair); the others extend it
+    )
 
 
 def missing(claim: str, statement: str, what: str) -> Row:
@@ -124,6 +128,7 @@ def decide_rows(rows: list[Row], cs: ClaimSettings) -> pd.DataFrame:
             claim_level[row.claim] = conditioned(
                 claim_level[row.claim], cond, f"its condition {row.condition}"
             )
+    has_primary = {r.claim for r in rows if r.primary}
     out = []
     for row, v, decision in zip(rows, verdicts, decisions, strict=True):
         iv = v.interval if row.test is not None else row.interval
@@ -146,6 +151,7 @@ def decide_rows(rows: list[Row], cs: ClaimSettings) -> pd.DataFrame:
                 "verdict": decision.verdict,
                 "reason": decision.reason,
                 "stable": v.stable,
+                "decides": row.primary or row.claim not in has_primary,
                 "loo_verdicts": v.loo,
                 "claim_verdict": claim.verdict,
                 "claim_reason": claim.reason,
@@ -175,15 +181,19 @@ def _row_verdicts(rows: list[Row], cs: ClaimSettings) -> list[Verdict]:
 
 
 def _claim_verdicts(rows: list[Row], decisions: list[Decision]) -> dict[str, Decision]:
-    """Claim → its verdict: a claim with several rows holds only if every row does."""
+    """Claim → its verdict: the primary row's where the claim has one (the paper's own pair; the
+    other rows extend the claim and are reported), else every row must hold."""
     out = {}
     for claim in dict.fromkeys(r.claim for r in rows):
         mine = [(r, d) for r, d in zip(rows, decisions, strict=True) if r.claim == claim]
-        out[claim] = (
-            mine[0][1]
-            if len(mine) == 1
-            else all_of({r.pair or str(i): d for i, (r, d) in enumerate(mine)}, "rows")
-        )
+        primary = [(r, d) for r, d in mine if r.primary]
+        if primary and len(mine) > 1:
+            row, d = primary[0]
+            out[claim] = Decision(d.verdict, f"the paper's pair {row.pair}: {d.reason}", d.cases)
+        elif len(mine) == 1:
+            out[claim] = mine[0][1]
+        else:
+            out[claim] = all_of({r.pair or str(i): d for i, (r, d) in enumerate(mine)}, "rows")
     return out
 
 
@@ -192,7 +202,7 @@ def claim_summary(claims: pd.DataFrame) -> list[str]:
     lines = ["| claim | verdict |", "|---|---|"]
     for claim, g in claims.groupby("claim", sort=False):
         first = g.iloc[0]
-        fragile = " — fragile" if g.stable.eq(False).any() else ""
+        fragile = " — fragile" if g[g.decides].stable.eq(False).any() else ""
         reason = str(first.claim_reason).replace("|", "\\|")
         lines.append(f"| {claim} | **{first.claim_verdict}**{fragile} ({reason}) |")
     return lines
