@@ -109,3 +109,22 @@ def test_every_stage_script_of_the_repository_declares_the_modules_it_runs(root)
     assert {"noise.py", "_cli.py", "allocator.py", "io.py", "seeds.py", "train.py"} <= code
     assert {"devices.py", "estimators.py", "views.py", "models.py", "data.py"} <= code
     assert not {"config.py", "code_inputs.py", "claims.py", "figures.py"} & code
+
+
+def test_a_packages_lazy_attributes_are_not_part_of_importing_it(tmp_path: Path):
+    # PEP 562: `pkg.api` is loaded when asked for by name, not when `pkg.sub` is imported
+    _write(
+        tmp_path,
+        {
+            "scripts/stage.py": "from pkg import sub\n",
+            "src/pkg/__init__.py": """
+                def __getattr__(name):
+                    from pkg.api import api
+                    return api
+            """,
+            "src/pkg/sub.py": "X = 1\n",
+            "src/pkg/api.py": "def api(): ...\n",
+        },
+    )
+    names = {p.name for p in stage_code(tmp_path / "scripts" / "stage.py", tmp_path / "src", "pkg")}
+    assert names == {"stage.py", "__init__.py", "sub.py"}

@@ -377,8 +377,9 @@ def test_cpu_outputs_are_byte_identical_across_runs(local_run, tmp_path):
             assert (project / f).read_bytes() == (local_run / f).read_bytes(), f
 
 
-def _descendant(root: int, marker: str) -> int | None:
-    """A process started (directly or not) by process `root` whose command line holds `marker`."""
+def _descendants(root: int, marker: str) -> list[int]:
+    """The processes started (directly or not) by process `root` whose command line holds `marker`:
+    the job's shell and the Python process it runs, so that killing them all kills the job."""
     parent = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -386,6 +387,7 @@ def _descendant(root: int, marker: str) -> int | None:
         except OSError:
             continue
         parent[int(stat.parent.name)] = int(fields[1])
+    found = []
     for pid in parent:
         up = pid
         while up in parent and up != root:
@@ -393,10 +395,10 @@ def _descendant(root: int, marker: str) -> int | None:
         if up == root and pid != root:
             try:
                 if marker in (Path("/proc") / str(pid) / "cmdline").read_text():
-                    return pid
+                    found.append(pid)
             except OSError:
                 continue
-    return None
+    return found
 
 
 def test_a_job_killed_mid_way_leaves_nothing_complete_and_the_rerun_resumes(tmp_path):
@@ -426,9 +428,10 @@ def test_a_job_killed_mid_way_leaves_nothing_complete_and_the_rerun_resumes(tmp_
         assert time.time() < deadline, "training never reached its first checkpoint"
         time.sleep(0.2)
     # kill the training job this test's Snakemake started (found by parent pid, never by name)
-    job = _descendant(proc.pid, "scripts/train.py")
-    assert job, "the training job is not running"
-    os.kill(job, signal.SIGKILL)
+    jobs = _descendants(proc.pid, "scripts/train.py")
+    assert jobs, "the training job is not running"
+    for job in jobs:  # the shell Snakemake started and the training process under it
+        os.kill(job, signal.SIGKILL)
     proc.wait(timeout=60)
     assert not (project / target).exists()
     out = snakemake(project, "--cores", "1", target, *args)

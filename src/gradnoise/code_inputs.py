@@ -83,7 +83,12 @@ def _read(path: Path, module: str | None) -> tuple[tuple[str, ...], tuple[Path, 
     tree = ast.parse(text, filename=str(path))
     is_init = path.name == "__init__.py"
     names: list[str] = []
-    for node in _statements(tree.body):
+    # a module-level __getattr__ (PEP 562) runs only when one of its names is asked for, never when
+    # the module is imported (`gradnoise.measure` loads the measurement API on first use)
+    body = [
+        n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name == "__getattr__")
+    ]
+    for node in _statements(body):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
