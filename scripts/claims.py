@@ -5,75 +5,14 @@ then A1–A5 where the escape-law stage ran, or a neighbouring paper's claims.""
 from __future__ import annotations
 
 import importlib
-from functools import cached_property
 from pathlib import Path
 
 import _cli
 
-import pandas as pd
-
 from gradnoise.claims import ClaimSettings, Row, decide_rows, to_arrow, to_markdown
-from gradnoise.io import (
-    ESCAPE_MINIMA_SCHEMA,
-    ESCAPE_SCHEMA,
-    ESCAPE_SLOPES_SCHEMA,
-    ESCAPE_SWEEP_SCHEMA,
-    SHARPNESS_SCHEMA,
-    read_histories,
-    read_parquet,
-    tmp_path,
-    write_parquet,
-)
-from gradnoise.provenance import check_unique_runs
+from gradnoise.io import tmp_path, write_parquet
 from gradnoise.studies import ESCAPE_LAW, STUDIES, Study
-from gradnoise.tails import TAILS_SCHEMA
-
-
-class Tables:
-    """The tables the command line names, each read once when a study first asks for it."""
-
-    def __init__(self, args) -> None:
-        self.args = args
-
-    def _concat(self, paths: list[str], schema) -> pd.DataFrame:
-        return pd.concat(
-            [read_parquet(f, schema=schema).to_pandas() for f in paths], ignore_index=True
-        )
-
-    @cached_property
-    def runs(self) -> pd.DataFrame:
-        """One row per (arm, seed): the sharpness tables, each run held by one file only."""
-        sharpness = {f: read_parquet(f, schema=SHARPNESS_SCHEMA) for f in self.args.sharpness}
-        check_unique_runs(sharpness, ["experiment", "arm", "seed"])
-        return pd.concat([t.to_pandas() for t in sharpness.values()], ignore_index=True)
-
-    @cached_property
-    def tails(self) -> pd.DataFrame:
-        return read_parquet(self.args.tails, schema=TAILS_SCHEMA).to_pandas()
-
-    @cached_property
-    def escape(self) -> pd.DataFrame:
-        return read_parquet(self.args.escape, schema=ESCAPE_SCHEMA).to_pandas()
-
-    @cached_property
-    def histories(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        return read_histories(self.args.histories)
-
-    @cached_property
-    def fits(self) -> pd.DataFrame:
-        return read_parquet(self.args.fits).to_pandas()
-
-    @cached_property
-    def escape_sweeps(self) -> pd.DataFrame:
-        return self._concat(self.args.escape_sweeps, ESCAPE_SWEEP_SCHEMA)
-
-    @cached_property
-    def escape_slopes(self) -> pd.DataFrame:
-        return self._concat([self.args.escape_slopes], ESCAPE_SLOPES_SCHEMA)
-
-    @cached_property
-    def escape_minima(self) -> pd.DataFrame:
-        return self._concat([self.args.escape_minima], ESCAPE_MINIMA_SCHEMA)
+from gradnoise.tables import Tables, add_arguments
 
 
 def evaluate(study: Study, tables: Tables, s: dict, cs: ClaimSettings) -> list[Row]:
@@ -85,14 +24,7 @@ def evaluate(study: Study, tables: Tables, s: dict, cs: ClaimSettings) -> list[R
 def main() -> None:
     p = _cli.parser(__doc__)
     p.add_argument("--experiment", required=True)
-    p.add_argument("--tails", required=True)
-    p.add_argument("--sharpness", nargs="+", required=True)
-    p.add_argument("--escape", help="escape table (study optimizers)")
-    p.add_argument("--histories", nargs="*", default=[], help="training histories (studies)")
-    p.add_argument("--fits", help="distance fits (study large_batch)")
-    p.add_argument("--escape_sweeps", nargs="*", default=[], help="escape-law sharpness sweeps")
-    p.add_argument("--escape_slopes", help="escape-law fits (then A1–A5 follow C1–C8)")
-    p.add_argument("--escape_minima", help="escapes from the trained minima")
+    add_arguments(p)
     p.add_argument("--out-md", required=True)
     p.add_argument("--out-parquet", required=True)
     args = p.parse_args()

@@ -572,15 +572,15 @@ def test_the_stage_scripts_run_end_to_end(trained, monkeypatch, test_config):
         "escape_law_figures",
         "--settings",
         json.dumps(fig_settings),
-        "--sweeps",
+        "--escape_sweeps",
         *sweeps,
-        "--minima",
+        "--escape_minima",
         str(tmp / "minima.parquet"),
         "--outdir",
         str(tmp / "figures"),
         monkeypatch=monkeypatch,
     )
-    for name in FIGURE_SETS["escape_law_figures"]:
+    for name in FIGURE_SETS["escape_law_figures"].figures:
         assert (tmp / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
     write_parquet(ESCAPE_SCHEMA.empty_table(), tmp / "escape.parquet", {})

@@ -135,20 +135,16 @@ def test_a_layer_without_noise_gets_no_estimate_and_says_why():
 
 
 def test_noise_histogram_draws_the_first_run_that_did_not_diverge(tmp_path, runs):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import figures as figures_script  # scripts/figures.py
-
     from gradnoise.noise import empty_tables
+    from gradnoise.studies.common_plots import _histogram_input
 
     diverged = tmp_path / "diverged.parquet"
     write_parquet(empty_tables(8)[0], diverged, {"status": "diverged"})
     r = _noise(tmp_path, _noise_settings("sgd", 24), runs["sgd"] / "checkpoints/step24.pt")
     assert r.returncode == 0, r.stderr
-    coords, layer, chosen = figures_script._histogram_input(
-        [str(diverged), str(tmp_path / "n.parquet")]
-    )
+    coords, layer, chosen = _histogram_input([str(diverged), str(tmp_path / "n.parquet")])
     assert chosen == str(tmp_path / "n.parquet") and layer and np.isfinite(coords).any()
-    coords, layer, chosen = figures_script._histogram_input([str(diverged)])
+    coords, layer, chosen = _histogram_input([str(diverged)])
     from gradnoise.figures import noise_histogram
 
     assert noise_histogram(coords, float("nan"), layer, "sgd") is not None  # a note, no crash

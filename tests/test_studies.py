@@ -4,6 +4,9 @@ verdict."""
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -377,3 +380,25 @@ def test_random_label_claims_inconclusive_when_the_minimum_is_not_global_or_a_pr
     missed = _rl_claims({"vanilla": 10.0, "all": 0.0}, missed=(3, 7)).set_index("claim")
     assert "pretraining missed its accuracy target for seeds [3, 7]" in missed.measured["R1"]
     assert set(missed.verdict) == {INCONCLUSIVE}  # one seed is left: no interval
+
+
+def test_the_registry_names_only_entry_points_tables_and_captions_that_exist():
+    from gradnoise.studies import ADD_ONS, FIGURE_SETS
+    from gradnoise.tables import TABLES
+
+    def resolve(entry: str):
+        module, function = entry.split(":")
+        return getattr(importlib.import_module(module), function)
+
+    for study in [*STUDIES.values(), *ADD_ONS.values()]:
+        assert callable(resolve(study.claims)), study.kind
+        assert set(study.tables) <= set(TABLES), study.kind
+        assert set(study.figure_sets) <= set(FIGURE_SETS), study.kind
+    report = Path(__file__).resolve().parents[1] / "workflow" / "report"
+    for name, figure_set in FIGURE_SETS.items():
+        assert callable(resolve(figure_set.draw)), name
+        assert set(figure_set.tables) <= set(TABLES), name
+        for figure in figure_set.figures:
+            assert (report / f"{figure}.rst").is_file(), figure
+    names = [f for s in FIGURE_SETS.values() for f in s.figures]
+    assert len(names) == len(set(names))  # one output file per figure name

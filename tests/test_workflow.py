@@ -62,7 +62,9 @@ def test_every_output_of_the_test_config_is_written(local_run):
     for f in ("tails.parquet", "simulate/escape.parquet", "claims.md", "claims.parquet"):
         assert (res / f).stat().st_size > 0
     for fig in (
-        f for s in ("figures", "escape_figures", "escape_law_figures") for f in FIGURE_SETS[s]
+        f
+        for s in ("figures", "escape_figures", "escape_law_figures")
+        for f in FIGURE_SETS[s].figures
     ):
         png = res / "figures" / f"{fig}.png"
         assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"

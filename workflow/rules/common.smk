@@ -213,17 +213,17 @@ def sharpness_files(experiment):
     ]
 
 
-def histogram_noise_files(w):
+def histogram_noise_files(experiment):
     """The noise files whose layer histogram may be drawn, in order of preference: SGD arms first,
     then the others, each seed, final checkpoint; the figure draws the first run that did not
     diverge."""
     arms = sorted(
-        ARMS[w.experiment].values(), key=lambda a: a.optimizer not in ("sgd", "sgdm")
+        ARMS[experiment].values(), key=lambda a: a.optimizer not in ("sgd", "sgdm")
     )
     return [
-        f"{RESULTS}/{w.experiment}/noise/{arm.name}/seed{seed}/step{arm.final_step}.parquet"
+        f"{RESULTS}/{experiment}/noise/{arm.name}/seed{seed}/step{arm.final_step}.parquet"
         for arm in arms
-        for seed in EXPERIMENTS[w.experiment]["seeds"]
+        for seed in EXPERIMENTS[experiment]["seeds"]
     ]
 
 
@@ -233,7 +233,7 @@ def arm_labels(experiment):
 
 
 def figure_outputs(figure_set):
-    """The files a figure rule writes, as report items."""
+    """The files a figure set's job writes, as report items."""
     return [
         smk_io.report(
             f"{RESULTS}/{{experiment}}/figures/{name}.{fmt}",
@@ -241,7 +241,7 @@ def figure_outputs(figure_set):
             category="{experiment}",
             subcategory="Figures",
         )
-        for name in FIGURE_SETS[figure_set]
+        for name in FIGURE_SETS[figure_set].figures
         for fmt in config["figures"]["formats"]
     ]
 
@@ -258,14 +258,17 @@ def figure_settings(w):
     )
 
 
-def study_table_files(experiment, table):
-    """The files behind a table name of the study registry (gradnoise.studies.Study.tables)."""
+def table_files(experiment, table):
+    """The files behind a table name of the registry (gradnoise.tables.TABLES)."""
     exp_dir = f"{RESULTS}/{experiment}"
     return {
-        "escape": lambda: f"{exp_dir}/simulate/escape.parquet",
+        "tails": lambda: f"{exp_dir}/tails.parquet",
+        "sharpness": lambda: sharpness_files(experiment),
         "histories": lambda: histories(experiment),
+        "noise": lambda: histogram_noise_files(experiment),
+        "escape": lambda: f"{exp_dir}/simulate/escape.parquet",
         "fits": lambda: f"{exp_dir}/large_batch/distance_fits.parquet",
-        "escape_sweeps": lambda: escape_sweep_files(experiment, ["sharpness"]),
+        "escape_sweeps": lambda: escape_sweep_files(experiment),
         "escape_slopes": lambda: f"{exp_dir}/escape/slopes.parquet",
         "escape_minima": lambda: f"{exp_dir}/escape/minima.parquet",
     }[table]()
@@ -273,17 +276,24 @@ def study_table_files(experiment, table):
 
 def claims_inputs(w):
     """What the claims of the experiment's studies are decided from (the registry's tables)."""
-    exp = w.experiment
-    return {
-        "script": script("claims"),
-        "code": code("claims"),
-        "tails": f"{RESULTS}/{exp}/tails.parquet",
-        "sharpness": sharpness_files(exp),
-    } | {
-        table: study_table_files(exp, table)
-        for study in STUDIES[exp]
-        for table in study.tables
+    tables = ("tails", "sharpness") + tuple(
+        t for st in STUDIES[w.experiment] for t in st.tables
+    )
+    return {"script": script("claims"), "code": code("claims")} | {
+        table: table_files(w.experiment, table) for table in tables
     }
+
+
+def figure_inputs(figure_set):
+    """An input function: what a figure set is drawn from (the registry's tables)."""
+
+    def inputs(w):
+        return {"script": script("figures"), "code": code("figures")} | {
+            table: table_files(w.experiment, table)
+            for table in FIGURE_SETS[figure_set].tables
+        }
+
+    return inputs
 
 
 def input_arguments(wildcards, input):
@@ -346,10 +356,10 @@ def escape_optimizers(experiment):
     }
 
 
-def escape_sweep_files(experiment, axes=("sharpness", "height", "width")):
+def escape_sweep_files(experiment):
     return [
         f"{RESULTS}/{experiment}/escape/sweep_{axis}_{noise}.parquet"
-        for axis in axes
+        for axis in ("sharpness", "height", "width")
         for noise in ("gaussian", "sas")
     ]
 
@@ -435,7 +445,7 @@ def final_outputs():
         out += [
             f"{RESULTS}/{name}/figures/{fig}.{fmt}"
             for figure_set in figure_sets(name)
-            for fig in FIGURE_SETS[figure_set]
+            for fig in FIGURE_SETS[figure_set].figures
             for fmt in config["figures"]["formats"]
         ]
     return out

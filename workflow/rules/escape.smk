@@ -1,7 +1,7 @@
 # The escape-law stage (DESIGN.md §10c), for the experiments of study `optimizers` when
 # `escape.enabled`: the real update rules on controlled landscapes with injected Gaussian and SαS
 # noise (one sweep per axis and noise kind, then their fits), escapes from every run's final minimum,
-# and their figures. The claims rule reads them for A1–A5 (common.smk: claims_inputs).
+# and their figures (figures.smk). The claims rule reads them for A1–A5 (common.smk: claims_inputs).
 
 
 wildcard_constraints:
@@ -105,29 +105,3 @@ rule escape_minima:
     shell:
         "python {input.script:q} {input.tables:q} --contract escape_minima --out {output:q} "
         "2> {log:q}"
-
-
-rule escape_law_figures:
-    input:
-        script=script("figures"),
-        code=code("figures"),
-        sweeps=lambda w: escape_sweep_files(w.experiment),
-        minima=f"{RESULTS}/{{experiment}}/escape/minima.parquet",
-    output:
-        figure_outputs("escape_law_figures"),
-    log:
-        "logs/{experiment}/escape_law_figures.log",
-    benchmark:
-        "logs/{experiment}/escape_law_figures.benchmark.tsv"
-    conda:
-        "../envs/gradnoise.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    params:
-        settings=figure_settings,
-        outdir=lambda w: f"{RESULTS}/{w.experiment}/figures",
-    shell:
-        "python {input.script:q} escape_law_figures --settings {params.settings:q} "
-        "--sweeps {input.sweeps:q} --minima {input.minima:q} --outdir {params.outdir:q} 2> {log:q}"

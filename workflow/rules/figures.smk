@@ -1,59 +1,33 @@
-# Figures (one rule per set of figures; which sets an experiment gets depends on its study) and the
-# claims table.
+# Figures, one job per figure set of an experiment's studies (gradnoise.studies.FIGURE_SETS: its
+# figures, the tables it reads, its entry point), and the claims table. A rule's outputs cannot be a
+# function of a wildcard, and each figure keeps its own report caption, so the one figures rule is
+# defined once per set, named after it.
+for figure_set in FIGURE_SETS:
 
-
-rule figures:
-    input:
-        script=script("figures"),
-        code=code("figures"),
-        tails=f"{RESULTS}/{{experiment}}/tails.parquet",
-        histories=lambda w: histories(w.experiment),
-        sharpness=lambda w: sharpness_files(w.experiment),
-        noise=histogram_noise_files,
-    output:
-        figure_outputs("figures"),
-    log:
-        "logs/{experiment}/figures.log",
-    benchmark:
-        "logs/{experiment}/figures.benchmark.tsv"
-    conda:
-        "../envs/gradnoise.yaml"
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=30,
-    params:
-        settings=figure_settings,
-        outdir=lambda w: f"{RESULTS}/{w.experiment}/figures",
-    shell:
-        "python {input.script:q} figures --settings {params.settings:q} --tails {input.tails:q} "
-        "--histories {input.histories:q} --sharpness {input.sharpness:q} "
-        "--noise {input.noise:q} --outdir {params.outdir:q} 2> {log:q}"
-
-
-rule escape_figures:
-    input:
-        script=script("figures"),
-        code=code("figures"),
-        escape=f"{RESULTS}/{{experiment}}/simulate/escape.parquet",
-    output:
-        figure_outputs("escape_figures"),
-    log:
-        "logs/{experiment}/escape_figures.log",
-    benchmark:
-        "logs/{experiment}/escape_figures.benchmark.tsv"
-    conda:
-        "../envs/gradnoise.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    params:
-        settings=figure_settings,
-        outdir=lambda w: f"{RESULTS}/{w.experiment}/figures",
-    shell:
-        "python {input.script:q} escape_figures --settings {params.settings:q} "
-        "--escape {input.escape:q} --outdir {params.outdir:q} 2> {log:q}"
+    rule:
+        name:
+            figure_set
+        input:
+            unpack(figure_inputs(figure_set)),
+        output:
+            figure_outputs(figure_set),
+        log:
+            f"logs/{{experiment}}/{figure_set}.log",
+        benchmark:
+            f"logs/{{experiment}}/{figure_set}.benchmark.tsv"
+        conda:
+            "../envs/gradnoise.yaml"
+        threads: 1
+        resources:
+            mem_mb=3000,
+            runtime=30,
+        params:
+            settings=figure_settings,
+            inputs=input_arguments,
+            outdir=lambda w: f"{RESULTS}/{w.experiment}/figures",
+        shell:
+            f"python {{input.script:q}} {figure_set} --settings {{params.settings:q}} "
+            "{params.inputs} --outdir {params.outdir:q} 2> {log:q}"
 
 
 rule claims:

@@ -13,29 +13,57 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# The figures each set draws (scripts/figures.py renders a set; the workflow declares them as outputs).
-FIGURE_SETS: dict[str, tuple[str, ...]] = {
-    "figures": (
-        "alpha_vs_iteration",
-        "noise_histogram",
-        "covariance_spectra",
-        "training_curves",
-        "weight_distance",
-        "sharpness_vs_accuracy",
+
+@dataclass(frozen=True)
+class FigureSet:
+    """The figures one job draws. `figures`: their names (the outputs the workflow declares, one
+    report caption each under workflow/report/); `tables`: what it reads (``gradnoise.tables``
+    names); `draw`: "module:function" taking (tables, settings, ArmStyle) and returning
+    {figure name: matplotlib Figure}."""
+
+    figures: tuple[str, ...]
+    tables: tuple[str, ...]
+    draw: str
+
+
+FIGURE_SETS: dict[str, FigureSet] = {
+    "figures": FigureSet(
+        figures=(
+            "alpha_vs_iteration",
+            "noise_histogram",
+            "covariance_spectra",
+            "training_curves",
+            "weight_distance",
+            "sharpness_vs_accuracy",
+        ),
+        tables=("tails", "histories", "sharpness", "noise"),
+        draw="gradnoise.studies.common_plots:draw",
     ),
-    "escape_figures": ("escape_vs_eps", "escape_sgd_vs_adam"),
-    "large_batch_figures": (
-        "accuracy_per_arm",
-        "distance_vs_log_t",
-        "accuracy_vs_updates",
-        "alpha_vs_batch_size",
+    "escape_figures": FigureSet(
+        figures=("escape_vs_eps", "escape_sgd_vs_adam"),
+        tables=("escape",),
+        draw="gradnoise.studies.optimizers.plots:draw",
     ),
-    "random_labels_figures": (
-        "accuracy_per_regime",
-        "training_curves_both_phases",
-        "bad_vs_good_minima",
+    "large_batch_figures": FigureSet(
+        figures=(
+            "accuracy_per_arm",
+            "distance_vs_log_t",
+            "accuracy_vs_updates",
+            "alpha_vs_batch_size",
+        ),
+        tables=("tails", "histories", "sharpness", "fits"),
+        draw="gradnoise.studies.large_batch.plots:draw",
     ),
-    "escape_law_figures": ("escape_vs_sharpness", "escape_vs_width_height", "escape_from_minima"),
+    "random_labels_figures": FigureSet(
+        figures=("accuracy_per_regime", "training_curves_both_phases", "bad_vs_good_minima"),
+        tables=("tails", "histories", "sharpness"),
+        draw="gradnoise.studies.random_labels.plots:draw",
+    ),
+    "escape_law_figures": FigureSet(
+        figures=("escape_vs_sharpness", "escape_vs_width_height", "escape_from_minima"),
+        tables=("escape_sweeps", "escape_minima"),
+        draw="gradnoise.studies.escape_law.plots:draw",
+    ),
 }
 
 # Random labels: the pretraining arm, then per regime an arm trained from its weights (adversarial

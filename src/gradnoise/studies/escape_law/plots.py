@@ -15,6 +15,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from gradnoise.figures import COLORS, NAMES, ArmStyle, _grid  # noqa: E402
 from gradnoise.studies.escape_law.claims import ORDER, radius_exponents  # noqa: E402
+from gradnoise.tables import Tables  # noqa: E402
 
 NOISE_COLORS = {"gaussian": "tab:blue", "sas": "tab:orange"}
 MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -166,3 +167,13 @@ def escape_from_minima(minima: pd.DataFrame, style: ArmStyle) -> Figure:
     bx.set_title("seeds as dots, mean as line; Lévy predicts α", fontsize=9)
     bx.legend(fontsize=6)
     return fig
+
+
+def draw(tables: Tables, s: dict, style: ArmStyle) -> dict[str, Figure]:
+    """The stage's figure set (gradnoise.studies.FIGURE_SETS), from its tables."""
+    sweeps = tables.escape_sweeps
+    return {
+        "escape_vs_sharpness": escape_vs_sharpness(sweeps),
+        "escape_vs_width_height": escape_vs_width_height(sweeps),
+        "escape_from_minima": escape_from_minima(tables.escape_minima, style),
+    }

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from gradnoise.figures import ArmStyle, mean_ci, range_band  # noqa: E402
 from gradnoise.io import ALL  # noqa: E402
+from gradnoise.tables import Tables  # noqa: E402
 
 LARGE_BATCH_ORDER = ("small", "large", "large_lr", "large_gbn", "large_ra")
 PAPER_LABELS = ("SB", "LB", "+LR", "+GBN", "+RA")
@@ -161,3 +162,15 @@ def alpha_vs_batch_size(tails: pd.DataFrame, runs: pd.DataFrame, style: ArmStyle
     axes[0].set_ylabel("tail index α")
     axes[1].legend(fontsize=6)
     return fig
+
+
+def draw(tables: Tables, s: dict, style: ArmStyle) -> dict[str, Figure]:
+    """The study's figure set (gradnoise.studies.FIGURE_SETS), from its tables."""
+    history, settings = tables.histories
+    runs = tables.runs.merge(settings[["arm", "seed", "batch_size"]], on=["arm", "seed"])
+    return {
+        "accuracy_per_arm": accuracy_per_arm(runs, s["roles"], s["dataset"], style),
+        "distance_vs_log_t": distance_vs_log_t(history, tables.fits, settings, style),
+        "accuracy_vs_updates": accuracy_vs_updates(history, style),
+        "alpha_vs_batch_size": alpha_vs_batch_size(tables.tails, runs, style),
+    }

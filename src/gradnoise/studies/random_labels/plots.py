@@ -16,6 +16,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from gradnoise.figures import ArmStyle, mean_ci, range_band  # noqa: E402
 from gradnoise.io import ALL  # noqa: E402
+from gradnoise.tables import Tables  # noqa: E402
 
 
 def _regimes(roles: Mapping[str, str]) -> list[str]:
@@ -135,3 +136,14 @@ def bad_vs_good_minima(
     axes[0].set_title("sharpness of the final minimum", fontsize=9)
     axes[1].set_title("gradient-noise tail index at the final minimum", fontsize=9)
     return fig
+
+
+def draw(tables: Tables, s: dict, style: ArmStyle) -> dict[str, Figure]:
+    """The study's figure set (gradnoise.studies.FIGURE_SETS), from its tables."""
+    history, _ = tables.histories
+    runs, roles = tables.runs, s["roles"]
+    return {
+        "accuracy_per_regime": accuracy_per_regime(runs, roles, style),
+        "training_curves_both_phases": training_curves_both_phases(history, roles, style),
+        "bad_vs_good_minima": bad_vs_good_minima(runs, tables.tails, roles, style),
+    }
