@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-import gradnoise.sde
+import gradnoise.sde.euler
 from gradnoise.levy import (
     isotropic_levy_constant,
     levy_constant,
@@ -87,7 +87,7 @@ def test_numpy_sampler_is_finite_at_the_extreme_uniforms(alpha):
 
 def test_nan_state_stops_the_euler_simulation(monkeypatch):
     calls = [0]
-    real = gradnoise.sde.sample_sas_torch
+    real = gradnoise.sde.euler.sample_sas_torch
 
     def poisoned(*args, **kwargs):
         xi = real(*args, **kwargs)
@@ -96,7 +96,7 @@ def test_nan_state_stops_the_euler_simulation(monkeypatch):
             xi[0, 0] = float("nan")
         return xi
 
-    monkeypatch.setattr(gradnoise.sde, "sample_sas_torch", poisoned)
+    monkeypatch.setattr(gradnoise.sde.euler, "sample_sas_torch", poisoned)
     basin, noise = make_basin("box", 2, 1.0, 4.0), Noise(1.5, "independent", np.eye(2))
     with pytest.raises(FloatingPointError, match=r"euler scheme, box basin \(d = 2\).*ε = 0.2"):
         simulate_exits(basin, noise, 0.2, n_paths=50, dt=0.05, t_max=5.0, seed=0)

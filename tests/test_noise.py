@@ -170,9 +170,9 @@ def test_streamed_statistics_equal_the_materialized_noise(
 def test_a_failing_read_in_the_column_pass_stops_it_and_raises(monkeypatch, workers):
     """An error in one worker (here a read of the scratch file) ends the pass with that error, without
     reading the rest of the file, instead of hanging or returning partial statistics."""
-    import gradnoise.noise as noise_mod
+    import gradnoise.noise.column_pass as column_pass
 
-    real, calls, fail_at = noise_mod._read_block, [], [math.inf]
+    real, calls, fail_at = column_pass._read_block, [], [math.inf]
 
     def read(*args):
         calls.append(args)
@@ -180,7 +180,7 @@ def test_a_failing_read_in_the_column_pass_stops_it_and_raises(monkeypatch, work
             raise OSError("read failed")
         return real(*args)
 
-    monkeypatch.setattr(noise_mod, "_read_block", read)
+    monkeypatch.setattr(column_pass, "_read_block", read)
     model, x, y = _setup(13, 5, 300)
     settings = NoiseSettings(batch_size=20, coords_per_layer=4, chunk_mb=1e-3)
     sample_split(model, x, y, settings, {"raw": None}, 0)

@@ -9,13 +9,11 @@ import pytest
 import torch
 from scipy import stats
 
-import gradnoise.sde
+import gradnoise.sde.jump_scheme
 from gradnoise.levy import small_jump_variance, tail_rate
 from gradnoise.sde import (
     Basin,
     Noise,
-    _ou_factors,
-    _skew_ou_step,
     exponential_mle,
     make_basin,
     mean_exit_time_1d,
@@ -24,6 +22,7 @@ from gradnoise.sde import (
     radon_measure,
     simulate_exits,
 )
+from gradnoise.sde.ou_steps import _ou_factors, _skew_ou_step
 from gradnoise.simulate import SimSettings, calibration, matched, matched_noise
 
 
@@ -131,14 +130,14 @@ def test_skew_step_relaxes_to_the_two_sided_stationary_law():
 
 
 def test_nan_state_stops_the_jump_simulation(monkeypatch):
-    real = gradnoise.sde._big_jumps
+    real = gradnoise.sde.jump_scheme._big_jumps
 
     def poisoned(*args):
         step = real(*args)
         step[:1] = float("nan")
         return step
 
-    monkeypatch.setattr(gradnoise.sde, "_big_jumps", poisoned)
+    monkeypatch.setattr(gradnoise.sde.jump_scheme, "_big_jumps", poisoned)
     basin, noise = make_basin("valley", 2, 1.0, 4.0), Noise(1.5, "independent", np.eye(2))
     with pytest.raises(FloatingPointError, match=r"jump scheme, valley basin \(d = 2\)"):
         simulate_exits(basin, noise, 0.1, n_paths=50, dt=0.02, t_max=50.0, seed=0, scheme="jump")

@@ -199,7 +199,7 @@ def test_gaussian_noise_of_any_covariance_reads_as_its_null(structure):
     full rank with scales over 3 decades reads within 0.15 of its independent-coordinate null
     (P = 400, 64 coordinates; the rank-1 case has one series' spread, sd ≈ 0.07 per estimate, mean
     over 4 seeds), and never ``heavy-tailed``. The old pooled layout read rank 1 as 1.60 vs 1.97."""
-    from gradnoise.tails import _coordinate
+    from gradnoise.tails.null_verdicts import _coordinate
 
     errors: dict[str, list[float]] = {}
     for seed in range(4):
@@ -219,7 +219,7 @@ def test_gaussian_noise_of_any_covariance_reads_as_its_null(structure):
 
 def test_iid_stable_noise_reads_clearly_below_its_null():
     from gradnoise.levy import sample_sas
-    from gradnoise.tails import _coordinate
+    from gradnoise.tails.null_verdicts import _coordinate
 
     rng = np.random.default_rng(0)
     c = sample_sas(1.5, (400, 64), rng) * 10 ** rng.uniform(-1.5, 1.5, 64)
@@ -257,7 +257,9 @@ def test_per_coordinate_works_for_any_number_of_rows(p):
 
 
 def test_bootstrap_order_statistics_equal_explicit_replicates():
-    from gradnoise.tails import MCCULLOCH_QUANTILES, _hill_rows, _Resampled, standardize
+    from gradnoise.tails import MCCULLOCH_QUANTILES, standardize
+    from gradnoise.tails.bootstrap import _Resampled
+    from gradnoise.tails.coordinate_estimators import _hill_rows
 
     rng = np.random.default_rng(0)
     z = standardize(stats.levy_stable.rvs(1.4, 0, size=(50, 7), random_state=rng))

@@ -202,13 +202,13 @@ def test_figure_setting_change_reruns_only_figures(local_run):
 
 
 def test_editing_a_stage_module_reruns_that_stage_and_after_but_the_readme_nothing(local_run):
-    module = local_run / "src" / "gradnoise" / "tails.py"
+    module = local_run / "src" / "gradnoise" / "tails" / "table.py"
     readme = local_run / "README.md"
     original, original_readme = module.read_text(), readme.read_text()
     try:
         module.write_text(original + "\n# an edit\n")
         jobs = planned(local_run, *CONFIG)
-        print("tails.py edit:", jobs)
+        print("tails/table.py edit:", jobs)
         # every stage that imports gradnoise.tails (the scripts that read its table contract, the
         # simulations that fit with it, the escape stage through escape_tables), and what follows them
         assert jobs == {
