@@ -318,9 +318,46 @@ def test_diverged_runs_leave_their_seed_out_and_are_named():
     c8 = _evaluate(runs=runs).query("claim == 'C8' and pair == 'sgdm vs adam'").iloc[0]
     assert c8.n == 2 and "adam/seed11" in c8.measured
     claims = _evaluate(runs=runs)
-    for claim, pair in (("C1", "adam"), ("C2", "sgdm vs adam"), ("C3", "adam"), ("C4", "adam")):
+    for claim, pair in (
+        ("C1", "adam"),
+        ("C2", "sgdm vs adam"),
+        ("C3", "adam"),
+        ("C4", "adam"),
+        ("C6", "sgdm vs adam"),  # the matched α is the other seeds' mean
+        ("C7", "sgdm vs adam"),
+    ):
         row = claims.query(f"claim == '{claim}' and pair == '{pair}'").iloc[0]
         assert "diverged (left out): adam/seed11" in row.measured, claim
+    assert (
+        "diverged" not in claims.query("claim == 'C6' and pair == 'sgdm vs adamw'").measured.iloc[0]
+    )
+
+
+def test_an_arm_whose_every_run_diverged_has_no_matched_sde_and_c6_says_why():
+    runs = _runs()
+    runs.loc[runs.arm == "adam", "status"] = "diverged"
+    escape = _escape()
+    # the simulate stage's one row for an arm without an ok tails row (simulate.matched)
+    escape = pd.concat(
+        [
+            escape[escape.arm != "adam"],
+            pd.DataFrame(
+                [dict(scenario="matched", arm="adam", optimizer="adam", status="diverged")]
+            ),
+        ],
+        ignore_index=True,
+    )
+    tails = _tails(_alpha(), er=lambda a, v: 5.0 if v == "raw" else 12.0)
+    tails = tails[tails.arm != "adam"]  # the tails stage's status rows of adam carry no α
+    claims = _evaluate(tails=tails, runs=runs, escape=escape)
+    c1 = claims.query("claim == 'C1' and pair == 'adam'").measured.iloc[0]
+    assert c1.startswith("α̂ (raw view, no estimate at any step): ")
+    c6 = claims.query("claim == 'C6'").set_index("pair")
+    row = c6.loc["sgdm vs adam"]
+    assert row.verdict == INCONCLUSIVE
+    assert row.reason == "no common configuration: adam not simulated (diverged)"
+    assert "diverged (left out): adam/seed3, adam/seed7, adam/seed11" in row.measured
+    assert c6.loc["sgdm vs adamw"].verdict == SUPPORTED
 
 
 def test_missing_families_are_inconclusive_with_the_reason():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from gradnoise.cli import main as cli_main
 from gradnoise.config import ConfigError, load_config_file, prepare_config
 
 from conftest import snakemake
@@ -355,6 +356,38 @@ def test_a_bad_config_file_is_rejected_naming_it(tmp_path, case, text, message):
         load_config_file(path)
     with pytest.raises(ConfigError, match=rf"config file {path}"):
         prepare_config({"experiments": {}}, files=[path])
+
+
+@pytest.mark.parametrize(
+    ("case", "text", "message"),
+    [*BAD_FILES, ("bad bytes", "results: \xc3\x28\n", r"not valid YAML")],
+    ids=[*(b[0] for b in BAD_FILES), "bad bytes"],
+)
+def test_check_config_names_the_file_snakemake_would_not(tmp_path, case, text, message):
+    """Snakemake's own --configfile loader stops on an empty, non-mapping or broken file before the
+    workflow runs, without naming it (snakemake issue #2439): `gradnoise check-config` names it."""
+    path = tmp_path / "my.yaml"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(SystemExit, match=rf"^config file {path}: {message}"):
+        cli_main(["check-config", str(path)])
+
+
+def test_check_config_names_the_file_and_the_key_and_passes_a_valid_file(tmp_path, root, capsys):
+    cfg = yaml.safe_load((root / "config" / "test.yaml").read_text())
+    cfg["experiments"]["test"]["optimizers"]["sgd"]["lr"] = float("nan")
+    path = tmp_path / "nan.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(
+        SystemExit, match=rf"^config file {path}: config key experiments\.test\.optimizers\.sgd\.lr"
+    ):
+        cli_main(["check-config", str(path)])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("results: r\nexperiments: {test: [\n")
+    with pytest.raises(SystemExit, match=rf'in "{broken}", line 3'):  # the line, in the file
+        cli_main(["check-config", str(broken)])
+    cli_main(["check-config", str(root / "config" / "test.yaml")])
+    out = capsys.readouterr().out
+    assert out.startswith(f"config file {root / 'config' / 'test.yaml'}: valid; experiments test ")
 
 
 def test_a_duplicate_key_deep_in_an_experiment_is_rejected(tmp_path, root):

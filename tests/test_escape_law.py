@@ -353,6 +353,25 @@ def test_a4_tests_each_lr_scale_and_tells_the_levy_law_from_brownian_motion():
     assert (a4.claim_verdict == SUPPORTED).all()
 
 
+def test_a4_leaves_out_and_names_the_runs_that_diverged():
+    """Seed 11 diverged in training (its minima rows carry the checkpoint's status, no exits); seed
+    7's continuation diverged at lr×2 only (escape_tables.minimum_table)."""
+    minima = minima_table(1.5)
+    minima.loc[minima.seed == 11, ["status", "exit_iteration", "censored"]] = ["diverged", 0, True]
+    at_2 = (minima.seed == 7) & (minima.lr_scale == 2.0)
+    minima.loc[at_2, ["status", "exit_iteration", "censored"]] = ["escape diverged", 0, True]
+    table = decide_rows(
+        evaluate(*_empty_tables(tails=tails_alpha("sgd", 1.5), minima=minima), ES, CS), CS
+    )
+    a4 = table[table.claim == "A4"].set_index("pair")
+    assert a4.measured["sgd lr×1"].endswith("; diverged (left out): sgd/seed11")
+    assert a4.measured["sgd lr×2"].endswith(
+        "; diverged (left out): sgd/seed7 (escape diverged), sgd/seed11"
+    )
+    assert a4.n.to_dict() == {"sgd lr×1": 2, "sgd lr×2": 1}
+    assert "over 5–5 radii per seed" in a4.measured["sgd lr×1"]  # the runs left out count none
+
+
 def test_a5_decides_flat_minima_selection_free_of_the_noise_scale():
     # at s = 1 Adam escapes the sharpest landscape (H = 16) slower than Adai (τ ratio e^(2 − 1.75)),
     # at s = 0.25 far faster (e^(8 − 28)): the ratio flips with the scale, the exponents do not

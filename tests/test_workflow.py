@@ -123,7 +123,7 @@ def test_aggregated_tails_cover_every_variant_view_and_split(local_run):
         "mcculloch",
         "hill",
     }
-    assert set(t.split) == {"train"}  # the test config samples the training split only
+    assert set(t[t.status == "ok"].split) == {"train"}  # the test config samples the training split
     assert set(t[t.arm == "adam"].view) == {"raw", "preconditioned", "averaged"}
     assert set(t[t.arm == "sgd"].view) == {"raw"}
     assert alpha.verdict.notna().all()
@@ -131,6 +131,52 @@ def test_aggregated_tails_cover_every_variant_view_and_split(local_run):
     whole = alpha[(alpha.layer == "__all__") & (alpha.estimator != "pooled")]
     assert np.isfinite(whole.value).all() and np.isfinite(whole.null_value).all()
     assert {"top_share", "effective_rank", "var_spread"} <= set(t.quantity)
+
+
+DIVERGED = "adamw"  # config/test.yaml: lr 1e3, diverges at its second step
+
+
+def test_a_diverged_arm_is_carried_by_every_stage_to_every_claims_row(local_run):
+    """The whole pipeline finishes with a diverged arm (its figures: test_every_output_...): each
+    stage records it (no noise, a status row in the tails, no matched SDE, no escape from its
+    minimum, no sharpness), and every claims row that compares it names its runs as left out."""
+    import pandas as pd
+
+    from gradnoise.stats import INCONCLUSIVE
+
+    res = local_run.parent / "pristine_results" / "test"
+    seeds = yaml.safe_load((local_run / "config" / "test.yaml").read_text())["experiments"]["test"][
+        "seeds"
+    ]
+    for seed in seeds:
+        history = pd.read_parquet(res / "train" / DIVERGED / f"seed{seed}" / "history.parquet")
+        assert history.status.iloc[-1] == "diverged", seed
+        sharpness = pd.read_parquet(res / "sharpness" / DIVERGED / f"seed{seed}.parquet")
+        assert sharpness.status.tolist() == ["diverged"] and sharpness.top_eigenvalue.isna().all()
+    tails = pd.read_parquet(res / "tails.parquet")
+    assert set(tails[tails.status != "ok"].arm) == {DIVERGED}
+    assert set(tails[tails.arm == DIVERGED].quantity) == {"status"}
+    escape = pd.read_parquet(res / "simulate" / "escape.parquet")
+    assert escape[escape.arm == DIVERGED].status.tolist() == ["diverged"]
+    minima = pd.read_parquet(res / "escape" / "minima.parquet")
+    assert set(minima[minima.arm == DIVERGED].status) == {"diverged"}
+    assert (minima[minima.arm != DIVERGED].status == "ok").all()
+
+    claims = pd.read_parquet(res / "claims.parquet")
+    compares = claims.pair.str.contains(rf"\b{DIVERGED}\b")
+    mine = claims[compares]
+    # every claim about arms: C5 is the simulator's, A2, A3, A5 the landscapes' (no trained arm)
+    assert set(mine.claim) == {"C1", "C2", "C3", "C4", "C6", "C7", "C8", "A1", "A4"}
+    all_runs = ", ".join(f"{DIVERGED}/seed{s}" for s in seeds)
+    first_run = f"{DIVERGED}/seed{seeds[0]}"  # the escape stage's minima: escape.minima.seeds = 1
+    for row in mine.itertuples():
+        names = first_run if row.claim == "A4" else all_runs
+        assert row.measured.endswith(f"; diverged (left out): {names}"), (row.claim, row.pair)
+        assert row.verdict == INCONCLUSIVE, (row.claim, row.pair)
+    c6 = mine[mine.claim == "C6"]
+    assert (c6.reason == f"no common configuration: {DIVERGED} not simulated (diverged)").all()
+    assert not claims[~compares].measured.str.contains("diverged").any()
+    assert "left out" in (res / "claims.md").read_text()
 
 
 def test_report_builds(local_run):

@@ -1,5 +1,8 @@
 """The ``gradnoise`` command. ``gradnoise measure``: the gradient noise of a model given by factories
-(``pkg.mod:function``), as a Parquet table and a per-layer figure (``gradnoise.measure``)."""
+(``pkg.mod:function``), as a Parquet table and a per-layer figure (``gradnoise.measure``).
+``gradnoise check-config FILE``: a config file checked as the workflow checks it, every error naming
+the file (Snakemake's own ``--configfile`` loader does not name it for broken YAML or a file without a
+mapping, and stops before the workflow can)."""
 
 from __future__ import annotations
 
@@ -161,6 +164,22 @@ def measure_command(args: argparse.Namespace) -> None:
     )
 
 
+def check_config_command(args: argparse.Namespace) -> None:
+    from gradnoise.config import prepare_config, read_config_file
+    from gradnoise.errors import ConfigError
+
+    try:
+        cfg = prepare_config(read_config_file(args.file))
+    except ConfigError as err:
+        text = str(err)  # the file's own errors name it; a key's error names the key
+        prefix = f"config file {args.file}"
+        raise SystemExit(text if text.startswith(prefix) else f"{prefix}: {text}") from None
+    experiments = ", ".join(f"{n} ({e['study']['kind']})" for n, e in cfg["experiments"].items())
+    print(
+        f"config file {args.file}: valid; experiments {experiments}; results in {cfg['results']}/"
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gradnoise", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -182,6 +201,12 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--out", required=True, help="the table, Parquet")
     m.add_argument("--figure", help="α̂ per layer with its interval and null (png, pdf)")
     m.set_defaults(run=measure_command)
+    c = sub.add_parser(
+        "check-config",
+        help="check a config file as `snakemake --configfile FILE` would run it, naming the file",
+    )
+    c.add_argument("file", help="the YAML (or JSON) config file")
+    c.set_defaults(run=check_config_command)
     return p
 
 

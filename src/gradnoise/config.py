@@ -329,7 +329,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     duplicate key, raises ConfigError naming it."""
     path = Path(path)
     try:
-        data = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+        with path.open("rb") as f:  # YAML's errors then name the file's line, and bad bytes
+            data = yaml.load(f, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
     except OSError as err:
         raise ConfigError(f"config file {path}: cannot be read ({err.strerror})") from None
     except yaml.YAMLError as err:

@@ -71,8 +71,13 @@ def run_values(runs: pd.DataFrame, arm: str, column: str) -> dict[int, float]:
     return dict(zip(ok.seed.astype(int), ok[column].astype(float), strict=True))
 
 
-def diverged_note(runs: pd.DataFrame, *arms: str) -> str:
-    """What a paired comparison of these arms leaves out: their runs that did not end ok."""
-    bad = runs[(runs.status != "ok") & runs.arm.isin(arms)]
-    names = ", ".join(f"{r.arm}/seed{r.seed}" for r in bad.itertuples())
+def diverged_note(table: pd.DataFrame, *arms: str) -> str:
+    """What a comparison of these arms leaves out: their runs that did not end ok, each named once
+    (`table` has arm, seed and status columns, one row per run or several, as the escape stage's
+    minima have one per radius); a status other than ``diverged`` is named beside its run."""
+    bad = table[(table.status != "ok") & table.arm.isin(arms)].drop_duplicates(["arm", "seed"])
+    names = ", ".join(
+        f"{r.arm}/seed{r.seed}" + ("" if r.status == "diverged" else f" ({r.status})")
+        for r in bad.itertuples()
+    )
     return f"; diverged (left out): {names}" if names else ""

@@ -28,7 +28,8 @@ adamw; SGD-M = sgdm.
   alone 1, Brownian motion 2, drift plus diffusion a line that bends from 2 to 1. Supported if
   exponent − α lies ``within`` ± ``levy_tolerance``, exponent − 1 ``above`` ``drift_margin``,
   2 − exponent ``above`` ``brownian_margin`` and the bend ``within`` ± ``bend_tolerance`` (all four, at
-  every lr scale: the rows of the claim).
+  every lr scale: the rows of the claim). A run that diverged, or whose continuation diverged at that
+  lr scale, is left out and named ("diverged (left out)").
 - A5, per noise kind and lr scale, over the sharpness sweep: the exponent p of log τ in 1/H (slope of
   log log τ on log 1/H, ``selection_exponent``: free of the noise scale, unlike τ at one landscape,
   whose Adam/Adai order flips with it). Adai vs SGD-M: p_SGD-M − p_Adai ``below``

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from gradnoise.claims import ClaimSettings, Row
-from gradnoise.readings import Alphas
+from gradnoise.readings import Alphas, diverged_note
 from gradnoise.stats import Conjunction, Rule, SeedTest, paired_differences
 from gradnoise.studies.escape_law.definitions import CLAIMS, EscapeLawSettings, _missing
 
@@ -88,6 +88,10 @@ def _a4(
     exps = radius_exponents(minima, es.min_exit_iterations)
     rows = []
     for (arm, scale), g in exps.groupby(["arm", "lr_scale"], sort=False):
+        # a run that diverged, or whose continuation did at this lr scale, has no exponent
+        left_out = minima[(minima.arm == arm) & (minima.lr_scale == scale)]
+        note = diverged_note(left_out, arm)
+        g = g[g.seed.isin(left_out[left_out.status == "ok"].seed)]
         slope = {int(s): float(v) for s, v in zip(g.seed, g.exponent, strict=True)}
         bend = {int(s): float(v) for s, v in zip(g.seed, g.bend, strict=True)}
         alpha = alphas.per_seed(arm, "raw", "per_coordinate", alphas.final_step(arm))
@@ -112,13 +116,13 @@ def _a4(
             if math.isfinite(exponent.value) and finite
             else "none"
         )
-        radii = f"{int(g.radii_passed.min())}–{int(g.radii_passed.max())}"
+        radii = f"{int(g.radii_passed.min())}–{int(g.radii_passed.max())}" if len(g) else "no"
         rows.append(
             Row(
                 "A4",
                 CLAIMS["A4"],
                 pair=f"{arm} lr×{scale:g}",
-                measured=f"{arm} at lr×{scale:g}: exponent of τ in the radius {exponent} over {radii} radii per seed; bend (larger − smaller half of the radii) {cs.interval(bend.values())}; α {a}; exponent − α {cs.interval(diff.values())}; nearest law: {nearest}; the simulate stage's matched SDE predicts exponent α = {_matched_alpha(simulated, arm)}",
+                measured=f"{arm} at lr×{scale:g}: exponent of τ in the radius {exponent} over {radii} radii per seed; bend (larger − smaller half of the radii) {cs.interval(bend.values())}; α {a}; exponent − α {cs.interval(diff.values())}; nearest law: {nearest}; the simulate stage's matched SDE predicts exponent α = {_matched_alpha(simulated, arm)}{note}",
                 control="from each run's final checkpoint, its optimizer and checkpointed state on its own training data; α is the per-coordinate α of the raw noise at that checkpoint, per seed (the sweeps' measured α is the same estimate). Each lr scale on its own. Nulls: drift alone gives exponent 1, Brownian motion 2, drift plus Gaussian diffusion bends from 2 (small radii) to 1 (large)",
                 rule=f"per seed, least squares of log(exit iteration − ½) on log radius over the radii exited after at least min_exit_iterations ({es.min_exit_iterations}) iterations: exponent − α inside ± levy_tolerance ({es.levy_tolerance}), exponent − 1 above drift_margin ({es.drift_margin}), 2 − exponent above brownian_margin ({es.brownian_margin}) and the bend inside ± bend_tolerance ({es.bend_tolerance}); all four must hold, at every lr scale",
                 test=test,

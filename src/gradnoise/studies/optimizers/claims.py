@@ -8,7 +8,8 @@ every pair must hold). C3 and C4 are about Adam's own update: one row per Adam-f
 estimates are those of the training split, whole network, at the final checkpoint (C2: averaged over
 the checkpoints of ``alpha_window``), from the controlled estimators (``readings.CONTROLLED``), each
 view against its own Gaussian null; both must agree. A run that diverged leaves its seed out of the
-paired differences (the row says so).
+paired differences and of C6's matched α, and every row that needed it says so ("diverged (left
+out)"); an arm with no run left has no matched SDE, and C6 names why.
 """
 
 from __future__ import annotations
@@ -105,7 +106,9 @@ def evaluate_claims(
         missing("C4", CLAIMS["C4"], "Adam arm")
     ]
     rows.append(_c5(escape, cs))
-    rows += [_c6(escape, alphas, s, a, cs) for s, a in pairs] or [missing("C6", CLAIMS["C6"], need)]
+    rows += [_c6(escape, alphas, s, a, cs, diverged_note(runs, s, a)) for s, a in pairs] or [
+        missing("C6", CLAIMS["C6"], need)
+    ]
     rows += [_c7(runs, s, a, cs, hparams or {}) for s, a in pairs] or [
         missing("C7", CLAIMS["C7"], need)
     ]
@@ -140,7 +143,7 @@ def _c1(alphas: Alphas, runs: pd.DataFrame, cs: ClaimSettings) -> list[Row]:
                 "C1",
                 CLAIMS["C1"],
                 pair=arm,
-                measured=f"α̂ (raw view, step {step}): "
+                measured=f"α̂ (raw view, {'no estimate at any step' if step is None else f'step {step}'}): "
                 + ", ".join(parts)
                 + f"; pooled (reference, never decides) {ref}; effect: null − α̂"
                 + diverged_note(runs, arm),
@@ -334,7 +337,16 @@ def _dlog_rate_dalpha(alpha: float) -> float:
     )
 
 
-def _c6(escape: pd.DataFrame, alphas: Alphas, sgd: str, adam: str, cs: ClaimSettings) -> Row:
+def _unsimulated(escape: pd.DataFrame, arms: tuple[str, ...]) -> str:
+    """Why the simulate stage has no matched SDE of these arms (its status row: e.g. every run of
+    the arm diverged, so there is no α to match)."""
+    rows = escape[(escape.scenario == "matched") & escape.arm.isin(arms) & (escape.status != "ok")]
+    return ", ".join(f"{r.arm} not simulated ({r.status})" for r in rows.itertuples())
+
+
+def _c6(
+    escape: pd.DataFrame, alphas: Alphas, sgd: str, adam: str, cs: ClaimSettings, note: str
+) -> Row:
     ok = escape[
         (escape.status == "ok")
         & (escape.scenario == "matched")
@@ -346,14 +358,17 @@ def _c6(escape: pd.DataFrame, alphas: Alphas, sgd: str, adam: str, cs: ClaimSett
     both = ok[ok.arm == sgd].merge(ok[ok.arm == adam], on=keys, suffixes=("_sgd", "_adam"))
     pair = _pair(sgd, adam)
     if both.empty:
+        why = _unsimulated(escape, (sgd, adam))
         return Row(
             "C6",
             CLAIMS["C6"],
             pair=pair,
-            measured="no matched sharp-basin simulations of both arms in the law's regime",
+            measured="no matched sharp-basin simulations of both arms in the law's regime" + note,
             control="",
             rule="",
-            decision=Decision(INCONCLUSIVE, "no common configuration"),
+            decision=Decision(
+                INCONCLUSIVE, "no common configuration" + (f": {why}" if why else "")
+            ),
         )
     first = both.iloc[0]
     source = {sgd: first.alpha_source_sgd, adam: first.alpha_source_adam}
@@ -410,7 +425,8 @@ def _c6(escape: pd.DataFrame, alphas: Alphas, sgd: str, adam: str, cs: ClaimSett
         CLAIMS["C6"],
         pair=pair,
         measured=f"Γ_{adam}/Γ_{sgd} in sharp basins in the law's regime: median {ratio.median():.3g} (range {ratio.min():.3g}–{ratio.max():.3g}) over {len(both)} configurations; matched α: {sgd} {first.alpha_sgd:.3g} ({source[sgd]}), {adam} {first.alpha_adam:.3g} ({source[adam]})"
-        + (f"; capped at alpha_max: {', '.join(capped)}" if capped else ""),
+        + (f"; capped at alpha_max: {', '.join(capped)}" if capped else "")
+        + note,
         control="same basin, ε and normalization for both arms; each log ratio's interval combines the Monte-Carlo error (1/√exits) and the seed spread of each arm's matched α (delta method through ε^(−α)/m(W), t with n − 1 df)",
         rule=f"per configuration, log(Γ_Adam/Γ_SGD) against log escape_ratio (log {cs.escape_ratio}); the configurations share one α and one M per arm, so they are not independent votes: every one must hold; inconclusive when both arms sit at the α cap",
         decision=decision,
