@@ -35,6 +35,7 @@ if Path(gradnoise.__file__).resolve().parent != LIBRARY.resolve():
 from gradnoise.arms import expand_arms
 from gradnoise.code_inputs import stage_code
 from gradnoise.config import prepare_config
+from gradnoise.factories import factories_of, source_file
 from gradnoise.studies import FIGURE_SETS, studies_of, study_roles
 import snakemake.io as smk_io  # smk_io.report: a line may not start with `report` in a .smk file
 
@@ -68,6 +69,24 @@ def code(stage):
     stage (checksums) and no hand-kept list drifts from the imports."""
     files = stage_code(SOURCE / "scripts" / f"{stage}.py", LIBRARY.parent)
     return [str(from_workdir(p)) for p in files[1:]]
+
+
+def factory_code(w):
+    """The files of the experiment's factories (gradnoise.factories) and the sibling and library
+    modules they import: inputs of the jobs that call them, so that editing one reruns them.
+    """
+    files = []
+    for role, entry in factories_of(EXPERIMENTS[w.experiment]).items():
+        key = f"experiments.{w.experiment}.{role}.factory"
+        path = source_file(entry["factory"], key)
+        files += [] if path is None else stage_code(path, LIBRARY.parent)
+    return [str(from_workdir(p)) for p in dict.fromkeys(files)]
+
+
+def loss_setting(exp):
+    """A job's `loss` key: only where the experiment names a loss factory, so that the zoo's
+    settings (and what they made) stay what they were."""
+    return {"loss": exp["loss"]} if "loss" in exp else {}
 
 
 def gpus(w):
@@ -143,6 +162,7 @@ def train_settings(w):
             "eval_every": exp["eval_every"],
             "device": exp["device"],
         }
+        | loss_setting(exp)
     )
 
 
@@ -161,6 +181,7 @@ def noise_settings(w):
             "device": exp["device"],
             "noise": noise,
         }
+        | loss_setting(exp)
     )
 
 
@@ -174,6 +195,7 @@ def sharpness_settings(w):
             "device": exp["device"],
             "sharpness": exp["sharpness"],
         }
+        | loss_setting(exp)
     )
 
 
@@ -251,7 +273,7 @@ def figure_settings(w):
     return as_json(
         {
             "figures": config["figures"],
-            "dataset": exp["dataset"]["name"],
+            "dataset": exp["dataset"].get("name", exp["dataset"].get("factory")),
             "arms": arm_labels(w.experiment),
             "roles": study_roles(exp),
         }

@@ -2,6 +2,7 @@ rule sharpness:
     input:
         script=script("sharpness"),
         code=code("sharpness"),
+        factories=factory_code,
         checkpoints=rules.train.output.checkpoints,
         history=rules.train.output.history,
     output:
