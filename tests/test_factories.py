@@ -170,7 +170,11 @@ def test_the_accuracy_is_counted_only_for_class_scores_against_integer_targets()
 
 
 BAD = [
-    ("model", {"factory": "user_rnn"}, r"experiments\.e\.model\.factory: 'user_rnn' is not"),
+    (
+        "model",
+        {"factory": "user_rnn"},
+        r"experiments\.e\.model\.factory: expected 'package\.module:function'.*got 'user_rnn'",
+    ),
     ("model", {"factory": "no_such_mod_x:model"}, r"experiments\.e\.model\.factory: cannot import"),
     ("model", {"factory": "user_rnn:nope"}, r"experiments\.e\.model\.factory: .*no attribute"),
     (

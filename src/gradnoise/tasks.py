@@ -60,6 +60,8 @@ def _zoo_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Task:
+    """One experiment's data, model and loss, as the stages use them (module docstring)."""
+
     data: Dataset
     new_model: Callable[[], nn.Module]  # a fresh model (seed torch first for its initialization)
     loss: LossFn
@@ -105,6 +107,8 @@ def zoo_task(data: Dataset, model: Mapping[str, Any]) -> Task:
 
 
 def new_model(entry: Mapping[str, Any], data: Dataset, key: str) -> nn.Module:
+    """A fresh model of a `model` entry: the zoo's for `data`'s shape and classes, or the factory's
+    product, checked (ConfigError naming `key`)."""
     if not is_factory(entry):
         return build_model(dict(entry), data.input_shape, data.n_classes)
     model = call(entry, key)
@@ -119,6 +123,7 @@ def new_model(entry: Mapping[str, Any], data: Dataset, key: str) -> nn.Module:
 
 
 def make_loss(entry: Mapping[str, Any] | None, key: str) -> LossFn:
+    """The loss of a `loss` entry (None: ``cross_entropy()``), checked to be callable."""
     if entry is None:
         return cross_entropy()
     loss = call(entry, key)

@@ -71,16 +71,22 @@ def code(stage):
     return [str(from_workdir(p)) for p in files[1:]]
 
 
-def factory_code(w):
-    """The files of the experiment's factories (gradnoise.factories) and the sibling and library
-    modules they import: inputs of the jobs that call them, so that editing one reruns them.
-    """
-    files = []
-    for role, entry in factories_of(EXPERIMENTS[w.experiment]).items():
-        key = f"experiments.{w.experiment}.{role}.factory"
-        path = source_file(entry["factory"], key)
-        files += [] if path is None else stage_code(path, LIBRARY.parent)
-    return [str(from_workdir(p)) for p in dict.fromkeys(files)]
+def factory_code(stage):
+    """The files of an experiment's factories (gradnoise.factories) and the sibling and library
+    modules they import, beyond the stage's own code: inputs of the stage's jobs, which call them,
+    so that editing one reruns them."""
+    own = set(code(stage))
+
+    def files(w):
+        found = []
+        for role, entry in factories_of(EXPERIMENTS[w.experiment]).items():
+            key = f"experiments.{w.experiment}.{role}.factory"
+            path = source_file(entry["factory"], key)
+            found += [] if path is None else stage_code(path, LIBRARY.parent)
+        shown = (str(from_workdir(p)) for p in found)
+        return [f for f in dict.fromkeys(shown) if f not in own]
+
+    return files
 
 
 def loss_setting(exp):
