@@ -42,13 +42,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from gradnoise.arms import Training  # noqa: E402
+from gradnoise.data import dataset_from  # noqa: E402
 from gradnoise.escape_tables import minimum_table  # noqa: E402
 from gradnoise.io import load_checkpoint  # noqa: E402
 from gradnoise.levy import sample_isotropic_torch, sample_sas_torch  # noqa: E402
 from gradnoise.models import build_model  # noqa: E402
 from gradnoise.noise import NoiseSettings, sample_split, to_tables, views_for  # noqa: E402
 from gradnoise.sde import Noise, make_basin, simulate_exits  # noqa: E402
-from gradnoise.train import RunSettings, dataset_from, train_run  # noqa: E402
+from gradnoise.train import RunSettings, train_run  # noqa: E402
 
 OPTIMIZERS = {
     "sgd": {"lr": 0.05},

@@ -12,7 +12,7 @@ from gradnoise.devices import resolve_device
 from gradnoise.io import load_checkpoint, write_parquet
 from gradnoise.noise import NoiseSettings, checkpoint_noise, scratch_cleanup
 from gradnoise.provenance import check_checkpoint
-from gradnoise.train import dataset_from
+from gradnoise.tasks import task_from
 
 log = logging.getLogger("noise")
 
@@ -37,12 +37,15 @@ def main() -> None:
     )
     checkpoint = load_checkpoint(args.checkpoint)
     check_checkpoint(args.checkpoint, checkpoint, s["run"], s.get("step"))
-    data = dataset_from(s["dataset"]).to(resolve_device(s["device"]))
-    model_run = {"model": s["model"], "optimizer": s["run"]["optimizer"], "hparams": s["hparams"]}
+    task = task_from(s, f"experiments.{s['run']['experiment']}")
+    task = task.with_data(task.data.to(resolve_device(s["device"])))
+    model_run = {"optimizer": s["run"]["optimizer"], "hparams": s["hparams"]}
     with scratch_cleanup():
-        samples, stats, status = checkpoint_noise(checkpoint, model_run, noise, ns["splits"], data)
+        samples, stats, status = checkpoint_noise(checkpoint, model_run, noise, ns["splits"], task)
     meta = dict(s)
     meta["status"] = status
+    if task.provenance:
+        meta["factories"] = task.provenance
     meta["checkpoint"] = args.checkpoint
     write_parquet(stats, args.out_stats, meta)
     write_parquet(samples, args.out, meta)

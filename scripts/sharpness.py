@@ -17,10 +17,9 @@ from gradnoise.io import (
     read_settings,
     write_parquet,
 )
-from gradnoise.models import build_model
 from gradnoise.provenance import check_checkpoint, check_provenance
 from gradnoise.sharpness import hutchinson_trace, loss_hvp, top_eigenvalue
-from gradnoise.train import dataset_from
+from gradnoise.tasks import task_from
 
 
 def main() -> None:
@@ -54,15 +53,16 @@ def main() -> None:
         row[k] = last[k]
     if ckpt["status"] == "ok":
         device = resolve_device(s["device"])
-        data = dataset_from(s["dataset"]).to(device)
-        model = build_model(s["model"], data.input_shape, data.n_classes).to(device)
+        task = task_from(s, f"experiments.{s['run']['experiment']}")
+        data = task.data.to(device)
+        model = task.new_model().to(device)
         model.load_state_dict(ckpt["model"])
         b = hs["batch_size"]
         batches = [
             (data.x_train[i * b : (i + 1) * b], data.y_train[i * b : (i + 1) * b])
             for i in range(min(hs["n_batches"], len(data.y_train) // b))
         ]
-        hvp = loss_hvp(model, batches)
+        hvp = loss_hvp(model, batches, task.loss)
         params = [q for q in model.parameters() if q.requires_grad]
         top = top_eigenvalue(hvp, params, hs["max_iter"], hs["tol"], hs["seed"])
         trace, se = hutchinson_trace(hvp, params, hs["hutchinson_samples"], hs["seed"])
@@ -71,6 +71,8 @@ def main() -> None:
         row["converged"] = top.converged
         row["trace"] = trace
         row["trace_se"] = se
+        if task.provenance:
+            s = {**s, "factories": task.provenance}
     write_parquet(pa.Table.from_pylist([row], schema=SHARPNESS_SCHEMA), args.out, s)
 
 

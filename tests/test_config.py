@@ -268,7 +268,7 @@ def test_malformed_config_is_rejected_naming_the_key(test_config, case, mutate, 
         prepare_config(test_config)
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "test.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "test.yaml", "paper.yaml", "char_lm.yaml"])
 def test_shipped_configs_are_valid(root, name):
     cfg = load_config_file(root / "config" / name)
     assert cfg["experiments"]

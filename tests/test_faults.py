@@ -16,11 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from gradnoise.data import dataset_from
 from gradnoise.errors import InputError
 from gradnoise.io import load_checkpoint, read_settings, save_torch, write_parquet
 from gradnoise.noise import NoiseSettings, checkpoint_noise, remove_stale_scratch, sample_split
 from gradnoise.tails import TailSettings, analyze
-from gradnoise.train import dataset_from, train_run
+from gradnoise.tasks import zoo_task
+from gradnoise.train import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -95,8 +97,9 @@ def test_noise_of_finite_but_huge_weights_is_recorded_diverged(runs):
     ckpt["model"] = {k: v * 1e25 for k, v in ckpt["model"].items()}  # finite, gradients overflow
     s = run_settings(optimizer="sgd")
     ns = NoiseSettings(**{k: v for k, v in NOISE.items() if k != "splits"})
-    run = {"model": s.model, "optimizer": "sgd", "hparams": s.training.hparams}
-    samples, stats, status = checkpoint_noise(ckpt, run, ns, ["train"], dataset_from(s.dataset))
+    run = {"optimizer": "sgd", "hparams": s.training.hparams}
+    task = zoo_task(dataset_from(s.dataset), s.model)
+    samples, stats, status = checkpoint_noise(ckpt, run, ns, ["train"], task)
     assert status == "diverged" and samples.num_rows == 0 and stats.num_rows == 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 import gradnoise
-from gradnoise import char_lm
+from gradnoise import char_lm, cli
 from gradnoise.data import load_dataset
 from gradnoise.io import ALL
 from gradnoise.measurement import WHOLE_NETWORK, MeasureError, measure
@@ -22,6 +23,7 @@ from gradnoise.models import build_model
 from gradnoise.noise import NoiseSettings, sample_checkpoint
 from gradnoise.optim import build_optimizer
 from gradnoise.tails import TailSettings, analyze
+from gradnoise.tasks import zoo_task
 
 TAILS = TailSettings(bootstrap=20, min_effective_draws=5)
 
@@ -29,6 +31,15 @@ TAILS = TailSettings(bootstrap=20, min_effective_draws=5)
 def _ce(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     x, y = batch
     return nn.functional.cross_entropy(net(x), y)
+
+
+def _steps(model, loss_fn, opt, data, n: int, batch: int) -> None:
+    """`n` optimizer steps on consecutive batches of `data`, so that the optimizer has state."""
+    x, y = data
+    for k in range(n):
+        opt.zero_grad()
+        loss_fn(model, (x[k * batch : (k + 1) * batch], y[k * batch : (k + 1) * batch])).backward()
+        opt.step()
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +53,7 @@ def lenet_checkpoint():
     }
     model = build_model(run["model"], data.input_shape, 10)
     opt = build_optimizer("adam", model.parameters(), run["hparams"])
-    for k in range(3):
-        opt.zero_grad()
-        _ce(
-            model, (data.x_train[k * 40 : (k + 1) * 40], data.y_train[k * 40 : (k + 1) * 40])
-        ).backward()
-        opt.step()
+    _steps(model, _ce, opt, (data.x_train, data.y_train), n=3, batch=40)
     ckpt = {"status": "ok", "model": model.state_dict(), "optimizer": opt.state_dict()}
     return data, run, ckpt
 
@@ -57,7 +63,7 @@ def test_measure_returns_the_pipelines_numbers_on_a_zoo_checkpoint(lenet_checkpo
     settings = NoiseSettings(
         mode="sampled", batch_size=20, n_batches=40, coords_per_layer=8, seed=5
     )
-    samples, stats = sample_checkpoint(ckpt, run, settings, ["train"], data)
+    samples, stats = sample_checkpoint(ckpt, run, settings, ["train"], zoo_task(data, run["model"]))
     ident = {"experiment": "e", "arm": "adam", "seed": 0, "step": 3, "status": "ok"}
     pipeline = analyze(samples, stats, {**run, **ident}, TAILS).to_pandas()
 
@@ -143,10 +149,7 @@ def test_measure_runs_on_a_causal_character_transformer_with_adam_views():
     torch.manual_seed(0)
     model = char_lm.model(seq_len=16, d_model=16, n_heads=2, n_layers=1)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for k in range(3):
-        opt.zero_grad()
-        char_lm.loss(model, (x[k * 8 : (k + 1) * 8], y[k * 8 : (k + 1) * 8])).backward()
-        opt.step()
+    _steps(model, char_lm.loss, opt, (x, y), n=3, batch=8)
     table = measure(
         model,
         char_lm.loss,
@@ -353,6 +356,46 @@ def test_the_command_measures_the_char_transformer_from_factories_and_a_checkpoi
         tails=TailSettings(bootstrap=10),
     )
     np.testing.assert_allclose(table["alpha"], direct["alpha"], rtol=1e-6, equal_nan=True)
+
+
+def test_the_command_gives_the_views_of_a_saved_optimizer_state(tmp_path, monkeypatch):
+    """--optimizer: a plain state dict with --optimizer-name, or a pipeline checkpoint that names
+    its optimizer; the preconditioned and averaged views come from the state, as in-process."""
+    torch.manual_seed(3)
+    model = char_lm.model(seq_len=12, d_model=8, n_heads=2, n_layers=1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    x, y = char_lm.train_data(seq_len=12, max_train=100)
+    _steps(model, char_lm.loss, opt, (x, y), n=2, batch=8)
+    torch.save(opt.state_dict(), tmp_path / "adam.pt")
+    settings = json.dumps({"run": {"optimizer": "adam"}})
+    ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(), "settings": settings}
+    torch.save(ckpt, tmp_path / "ckpt.pt")
+    common = [*CHAR_LM, "--batch-size", "4", "--draws", "20", "--coords-per-layer", "4"]
+    common += ["--bootstrap", "10", "--checkpoint", "ckpt.pt", "--device", "cpu"]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="--optimizer-name: required"):
+        cli.main(["measure", *common, "--optimizer", "adam.pt", "--out", "t.parquet"])
+    cli.main(
+        ["measure", *common, "--optimizer", "adam.pt", "--optimizer-name", "adam"]
+        + ["--out", "a.parquet"]
+    )
+    cli.main(["measure", *common, "--optimizer", "ckpt.pt", "--out", "b.parquet"])
+    a, b = (pd.read_parquet(tmp_path / f) for f in ("a.parquet", "b.parquet"))
+    assert set(a["view"]) == {"raw", "preconditioned", "averaged"}
+    direct = measure(
+        model,
+        char_lm.loss,
+        (x, y),
+        batch_size=4,
+        n_draws=20,
+        views=("raw", "preconditioned", "averaged"),
+        optimizer=opt,
+        coords_per_layer=4,
+        device="cpu",
+        tails=TailSettings(bootstrap=10),
+    )
+    for table in (a, b):
+        np.testing.assert_allclose(table["alpha"], direct["alpha"], rtol=1e-6, equal_nan=True)
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from gradnoise.noise import (
 )
 from gradnoise.seeds import hash_seed
 from gradnoise.tails import pooled_from_rows
+from gradnoise.tasks import zoo_task
 from gradnoise.views import averaging_matrix
 
 
@@ -297,7 +298,11 @@ def noise_tables():
         opt.step()
     ckpt = {"status": "ok", "model": model.state_dict(), "optimizer": opt.state_dict()}
     return sample_checkpoint(
-        ckpt, run, NoiseSettings(batch_size=25, coords_per_layer=6), ["train", "test"], data
+        ckpt,
+        run,
+        NoiseSettings(batch_size=25, coords_per_layer=6),
+        ["train", "test"],
+        zoo_task(data, run["model"]),
     )
 
 

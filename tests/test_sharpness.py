@@ -20,7 +20,9 @@ def test_top_eigenvalue_and_trace_of_least_squares():
     y = torch.randn(n, k, dtype=torch.float64)
     model = torch.nn.Linear(d, k, bias=False).double()
     hvp = loss_hvp(
-        model, [(x[:32], y[:32]), (x[32:], y[32:])], loss=lambda out, t: ((out - t) ** 2).mean()
+        model,
+        [(x[:32], y[:32]), (x[32:], y[32:])],
+        loss=lambda net, b: ((net(b[0]) - b[1]) ** 2).mean(),
     )
     xtx = (x.T @ x).numpy()
     params = list(model.parameters())

@@ -74,7 +74,11 @@ class Arm:
 
 
 def train_size(dataset: dict[str, Any]) -> int:
-    """Examples in the training split the config selects."""
+    """Examples in the training split the config selects (a dataset factory's: it is called)."""
+    if "factory" in dataset:
+        from gradnoise.tasks import split_sizes
+
+        return split_sizes(dataset, "dataset")["train"]
     if dataset["name"] == "mnist_embedded":
         full = 5000 - dataset.get("test_size", 1000)
     else:
@@ -83,8 +87,8 @@ def train_size(dataset: dict[str, Any]) -> int:
 
 
 def has_batchnorm(model: dict[str, Any]) -> bool:
-    return model["name"] in BATCHNORM_MODELS or (
-        model["name"] == "mlp" and model.get("batchnorm", False)
+    return model.get("name") in BATCHNORM_MODELS or (
+        model.get("name") == "mlp" and model.get("batchnorm", False)
     )
 
 

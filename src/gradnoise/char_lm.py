@@ -70,6 +70,14 @@ def splits(
     }
 
 
+def dataset(
+    seq_len: int = 64, test_fraction: float = 0.1, max_train: int | None = None
+) -> dict[str, Any]:
+    """A dataset factory for the workflow config (``gradnoise.tasks``): the splits, and the
+    corpus's checksum as their provenance (it changes with the Python version)."""
+    return {**splits(seq_len, test_fraction, max_train), "provenance": corpus_provenance()}
+
+
 def train_data(
     seq_len: int = 64, max_train: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,6 @@ mapping, and stops before the workflow can)."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -18,21 +17,15 @@ FIGURE_ESTIMATOR = "per_coordinate"  # a controlled estimator (DESIGN.md §3), o
 
 
 def resolve(spec: str, arg: str) -> Callable[..., Any]:
-    """The callable named by ``pkg.mod:attr`` (the attribute may be dotted); errors name `arg`."""
-    module, sep, attr = spec.partition(":")
-    if not sep or not module or not attr:
-        raise SystemExit(f"{arg}: expected 'package.module:function', got {spec!r}")
+    """The callable named by ``pkg.mod:attr`` (the attribute may be dotted; the module importable
+    from the working directory too, as in the workflow config); errors name `arg`."""
+    from gradnoise.errors import ConfigError
+    from gradnoise.factories import resolve as resolve_factory
+
     try:
-        obj: Any = importlib.import_module(module)
-    except ImportError as err:
-        raise SystemExit(f"{arg}: cannot import {module!r}: {err}") from err
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise SystemExit(f"{arg}: {module!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise SystemExit(f"{arg}: {spec!r} is not callable")
-    return obj
+        return resolve_factory(spec, arg)
+    except ConfigError as err:
+        raise SystemExit(str(err)) from None
 
 
 def _kwargs(text: str, arg: str) -> dict[str, Any]:
@@ -64,6 +57,49 @@ def load_weights(model: Any, path: str) -> None:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
         raise SystemExit(f"--checkpoint: {path} does not fit the model: {err}") from err
+
+
+def load_optimizer(model: Any, path: str, name: str | None) -> Any:
+    """The optimizer of `model` with the state saved at `path`: an optimizer's state dict
+    (``torch.save(opt.state_dict())``, `name` saying which optimizer) or a pipeline checkpoint,
+    whose settings name it."""
+    import torch
+
+    from gradnoise.optim import build_optimizer
+
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(state, dict) and "optimizer" in state and "settings" in state:
+        name = name or json.loads(state["settings"])["run"]["optimizer"]
+        state = state["optimizer"]
+    if not isinstance(state, dict) or not state.get("param_groups"):
+        raise SystemExit(f"--optimizer: {path} holds no optimizer state dict (param_groups)")
+    if name is None:
+        raise SystemExit(
+            f"--optimizer-name: required with the plain state dict {path} (which optimizer made it)"
+        )
+    hparams = {k: v for k, v in state["param_groups"][0].items() if k != "params"}
+    try:
+        optimizer = build_optimizer(name, model.parameters(), hparams)
+    except ValueError as err:
+        raise SystemExit(f"--optimizer-name: {err}") from None
+    try:
+        optimizer.load_state_dict(state)
+    except (ValueError, KeyError, RuntimeError) as err:
+        raise SystemExit(f"--optimizer: {path} does not fit the model: {err}") from err
+    return optimizer
+
+
+def default_views(optimizer: Any) -> tuple[str, ...]:
+    """Raw, and with an optimizer every view its update has: preconditioned (Adam/AdamW) and
+    averaged (an optimizer with momentum)."""
+    if optimizer is None:
+        return ("raw",)
+    from gradnoise.measurement import optimizer_name
+    from gradnoise.views import momentum_of
+
+    name, hparams = optimizer_name(optimizer)
+    views = ["raw"] + (["preconditioned"] if name in ("adam", "adamw") else [])
+    return (*views, *(["averaged"] if momentum_of(name, hparams) else []))
 
 
 def layer_figure(table: Any, path: str | Path, view: str = "raw") -> None:
@@ -133,6 +169,9 @@ def measure_command(args: argparse.Namespace) -> None:
         )
     if args.checkpoint:
         load_weights(model, args.checkpoint)
+    optimizer = (
+        load_optimizer(model, args.optimizer, args.optimizer_name) if args.optimizer else None
+    )
     data = _call(make_data, data_kwargs, "--data")
     torch.manual_seed(args.seed)
     if args.threads:
@@ -145,6 +184,8 @@ def measure_command(args: argparse.Namespace) -> None:
                 data,
                 batch_size=args.batch_size,
                 n_draws=args.draws,
+                views=args.views or default_views(optimizer),
+                optimizer=optimizer,
                 coords_per_layer=args.coords_per_layer,
                 seed=args.seed,
                 device=args.device,
@@ -192,6 +233,22 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--loss", required=True, help="pkg.mod:fn, loss_fn(model, batch) → mean loss")
     m.add_argument("--batch-size", type=int, required=True)
     m.add_argument("--draws", type=int, required=True, help="P, minibatches drawn")
+    m.add_argument(
+        "--optimizer",
+        help="an optimizer's state dict (torch.save(opt.state_dict())) or a pipeline checkpoint: "
+        "the preconditioned (Adam/AdamW) and averaged (momentum) views",
+    )
+    m.add_argument(
+        "--optimizer-name",
+        help="which optimizer made --optimizer's state: sgd, sgdm, adam, adamw, adai or adaiw (a "
+        "pipeline checkpoint names its own)",
+    )
+    m.add_argument(
+        "--views",
+        nargs="+",
+        help="raw, preconditioned, averaged; default: raw, and with --optimizer every view the "
+        "optimizer has",
+    )
     m.add_argument("--coords-per-layer", type=int, default=32)
     m.add_argument("--micro-batch", type=int, default=None, help="examples per forward pass")
     m.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates per interval")

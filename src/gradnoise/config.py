@@ -16,6 +16,7 @@ import yaml
 
 from gradnoise.arms import expand_arms
 from gradnoise.errors import ConfigError
+from gradnoise.factories import factories_of, is_factory
 from gradnoise.studies import STUDIES, study_roles
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -180,6 +181,8 @@ def _complete_arm_hparams(
 
 def _check_experiment(name: str, exp: dict[str, Any]) -> None:
     key = f"experiments.{name}"
+    if factories_of(exp):
+        _check_factories(key, exp)
     its = exp.get("iterations")
     if its is not None and "arms" not in exp:
         late = [c for c in exp["checkpoints"] if c > its]
@@ -194,7 +197,11 @@ def _check_experiment(name: str, exp: dict[str, Any]) -> None:
     arms = expand_arms(name, exp)
     _check_roles(key, exp, arms)
     ds, model = exp["dataset"], exp["model"]
-    if ds["name"] == "mnist_embedded":
+    if is_factory(ds):
+        from gradnoise.tasks import split_sizes
+
+        train, test = split_sizes(ds, f"{key}.dataset").values()
+    elif ds["name"] == "mnist_embedded":
         test = ds.get("test_size", 1000)
         train = ds.get("train_size", 5000 - test)
         if test >= 5000 or train > 5000 - test:
@@ -224,6 +231,8 @@ def _check_experiment(name: str, exp: dict[str, Any]) -> None:
             f"({smaller} examples), so sampled minibatches hold the whole split and have no noise; "
             f"allowed: 1 … {smaller - 1}"
         )
+    if factories_of(exp):
+        return
     if ds["name"] == "mnist_embedded" and model["name"] in ("vgg11", "vgg16", "alexnet_small"):
         raise ConfigError(
             f"config key {key}.model.name: {model['name']!r} needs 32×32 inputs; use a CIFAR data set "
@@ -237,6 +246,30 @@ def _check_experiment(name: str, exp: dict[str, Any]) -> None:
         raise ConfigError(
             f"config key {key}.model.name: {model['name']!r} needs 32×32 inputs (CIFAR)"
         )
+
+
+# What only the zoo's image classification has: config keys (experiment or arm) and what they need.
+_ZOO_ONLY = {
+    "augment": "image batches",
+    "random_labels": "a zoo data set's images and classes",
+    "ghost_batch_size": "a zoo model's BatchNorm layers",
+}
+
+
+def _check_factories(key: str, exp: dict[str, Any]) -> None:
+    """An experiment with factories: no key that needs the zoo, then every factory called once
+    (``gradnoise.tasks.check_task``), before any job."""
+    where = [(key, exp)] + [(f"{key}.arms.{a}", arm) for a, arm in exp.get("arms", {}).items()]
+    for at, entry in where:
+        for option, needs in _ZOO_ONLY.items():
+            if entry.get(option):
+                raise ConfigError(
+                    f"config key {at}.{option}: needs {needs}, and experiment {key} uses "
+                    f"{', '.join(sorted(factories_of(exp)))} factories"
+                )
+    from gradnoise.tasks import check_task
+
+    check_task(key, exp)
 
 
 def _check_roles(key: str, exp: dict[str, Any], arms: dict[str, Any]) -> None:
@@ -287,6 +320,11 @@ def _check_escape(cfg: dict[str, Any]) -> None:
     for name, exp in cfg["experiments"].items():
         if exp["study"]["kind"] != "optimizers":
             continue
+        if factories_of(exp):
+            raise ConfigError(
+                f"config key escape.enabled: the escape from trained minima runs zoo classifiers, "
+                f"and experiments.{name} uses factories; allowed: false"
+            )
         trained = {a.optimizer for a in expand_arms(name, exp).values()}
         if not trained & set(esc["optimizers"]):
             raise ConfigError(

@@ -13,6 +13,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +29,14 @@ _STATS = {
     "cifar10": ([0.491, 0.482, 0.447], [0.247, 0.243, 0.262]),
     "cifar100": ([0.5071, 0.4867, 0.4408], [0.2675, 0.2565, 0.2761]),
 }
+# (C, H, W) of the examples and the number of classes of each data set
+SHAPES = {
+    "mnist_embedded": ((1, 28, 28), 10),
+    "mnist": ((1, 28, 28), 10),
+    "fashion_mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+}
 _TORCHVISION = {
     "mnist": "MNIST",
     "fashion_mnist": "FashionMNIST",
@@ -42,12 +51,15 @@ class DataNotFoundError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class Dataset:
+    """Inputs and targets of both splits; `n_classes` is None for a task that is not the zoo's
+    classification (a dataset factory's, DESIGN.md §12)."""
+
     name: str
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
-    n_classes: int
+    n_classes: int | None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -154,9 +166,25 @@ def load_dataset(
         x_tr, y_tr = x_tr[:train_size], y_tr[:train_size]
     if test_size is not None:
         x_te, y_te = x_te[:test_size], y_te[:test_size]
-    n_classes = 100 if name == "cifar100" else 10
     return Dataset(
-        name, _normalize(x_tr, stats_name), y_tr, _normalize(x_te, stats_name), y_te, n_classes
+        name,
+        _normalize(x_tr, stats_name),
+        y_tr,
+        _normalize(x_te, stats_name),
+        y_te,
+        SHAPES[name][1],
+    )
+
+
+def dataset_from(spec: dict[str, Any]) -> Dataset:
+    """The data set of an experiment's zoo `dataset` entry."""
+    return load_dataset(
+        spec["name"],
+        data_root=spec.get("data_root", "data"),
+        download=spec.get("download", False),
+        train_size=spec.get("train_size"),
+        test_size=spec.get("test_size"),
+        split_seed=spec.get("split_seed", 0),
     )
 
 

@@ -27,6 +27,7 @@ import torch
 
 from gradnoise.allocator import training_step_memory
 from gradnoise.arms import Training
+from gradnoise.data import dataset_from
 from gradnoise.escape import (
     InjectedNoise,
     MinimumEscape,
@@ -38,7 +39,7 @@ from gradnoise.io import ALL, ESCAPE_MINIMA_SCHEMA, ESCAPE_SLOPES_SCHEMA, ESCAPE
 from gradnoise.landscapes import BarrierWell
 from gradnoise.models import build_model, fastest_memory_format, with_ghost_batchnorm
 from gradnoise.seeds import hash_seed
-from gradnoise.train import dataset_from, training_data
+from gradnoise.train import training_data
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from gradnoise.noise import (
 )
 from gradnoise.seeds import hash_seed
 from gradnoise.tails import TailSettings, analyze
+from gradnoise.tasks import loss_problem
 from gradnoise.views import momentum_of
 
 VIEWS = ("raw", "preconditioned", "averaged")
@@ -343,22 +344,9 @@ def _check_arguments(
 
 def _check_loss(model: nn.Module, loss_fn: LossFn, batch: Any) -> None:
     """loss_fn on the first batch: a finite scalar tensor that depends on the parameters."""
-    try:
-        loss = loss_fn(model, batch)
-    except Exception as err:
-        raise MeasureError(f"loss_fn: failed on a batch of the data: {err!r}") from err
-    if not isinstance(loss, torch.Tensor):
-        raise MeasureError(f"loss_fn: must return a scalar tensor, got {type(loss).__name__}")
-    if loss.numel() != 1 or loss.dim() > 0:
-        raise MeasureError(
-            f"loss_fn: must return the scalar mean loss of the batch, got shape {tuple(loss.shape)}"
-        )
-    if not torch.isfinite(loss).item():
-        raise MeasureError(
-            f"loss_fn: returned a non-finite loss ({loss.item()}) on the first batch"
-        )
-    if not loss.requires_grad:
-        raise MeasureError("loss_fn: its loss does not depend on the model's parameters")
+    problem = loss_problem(model, loss_fn, batch)
+    if problem:
+        raise MeasureError(f"loss_fn: on the first batch, {problem}")
 
 
 __all__ = ["MICRO_BATCH", "MeasureError", "measure", "per_layer_table"]

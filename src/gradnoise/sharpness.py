@@ -20,21 +20,30 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 HVP = Callable[[list[torch.Tensor]], list[torch.Tensor]]
+
+
+def _cross_entropy(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    x, y = batch
+    return nn.functional.cross_entropy(model(x), y)
 
 
 def loss_hvp(
     model: nn.Module,
     batches: list[tuple[torch.Tensor, torch.Tensor]],
-    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
+    loss: Callable[[nn.Module, tuple[torch.Tensor, torch.Tensor]], torch.Tensor] = _cross_entropy,
 ) -> HVP:
-    """v ↦ H v for the mean loss over `batches` (eval mode, so BN/dropout are fixed)."""
+    """v ↦ H v for the mean loss over `batches` (eval mode, so BN/dropout are fixed);
+    ``loss(model, (x, y))`` is a batch's mean loss (``gradnoise.tasks``). Attention runs its math
+    kernel: the fused CPU kernels have no second derivative."""
     model.eval()
     params = [p for p in model.parameters() if p.requires_grad]
     grads_per_batch = []
-    for x, y in batches:
-        value = loss(model(x), y)
+    for batch in batches:
+        with sdpa_kernel(SDPBackend.MATH):
+            value = loss(model, batch)
         grads_per_batch.append(torch.autograd.grad(value, params, create_graph=True))
 
     def hvp(v: list[torch.Tensor]) -> list[torch.Tensor]:

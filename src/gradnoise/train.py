@@ -38,14 +38,15 @@ from tqdm import tqdm
 from gradnoise.allocator import training_step_memory
 from gradnoise.arms import Training
 from gradnoise.augment import augment_batch
-from gradnoise.data import Dataset, background, load_dataset, random_label_copies
+from gradnoise.data import Dataset, background, random_label_copies
 from gradnoise.devices import resolve_device
 from gradnoise.errors import InputError
 from gradnoise.io import HISTORY_SCHEMA, load_checkpoint, save_torch, tmp_path, write_parquet
-from gradnoise.models import build_model, fastest_memory_format, with_ghost_batchnorm
+from gradnoise.models import fastest_memory_format, with_ghost_batchnorm
 from gradnoise.optim import build_optimizer
 from gradnoise.provenance import code_digest
 from gradnoise.seeds import hash_seed
+from gradnoise.tasks import Task, task_from
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class RunSettings:
     model: dict[str, Any]
     eval_every: int
     device: str = "auto"
+    loss: dict[str, Any] | None = None  # a loss factory (gradnoise.tasks); None: the default loss
 
     @classmethod
     def from_json(cls, s: dict[str, Any]) -> RunSettings:
@@ -75,6 +77,7 @@ class RunSettings:
             model=s["model"],
             eval_every=s["eval_every"],
             device=s.get("device", "auto"),
+            loss=s.get("loss"),
         )
 
     @property
@@ -82,6 +85,7 @@ class RunSettings:
         return int(self.run["seed"])
 
     def as_dict(self) -> dict[str, Any]:
+        """The settings as the workflow passes them (`loss` only where the experiment has one)."""
         return {
             "run": self.run,
             "training": self.training.as_dict(),
@@ -89,7 +93,7 @@ class RunSettings:
             "model": self.model,
             "eval_every": self.eval_every,
             "device": self.device,
-        }
+        } | ({"loss": self.loss} if self.loss is not None else {})
 
     def digest(self, init: str = "") -> str:
         """Hash of everything that shapes the trajectory (not the device: CPU and GPU differ anyway),
@@ -101,35 +105,8 @@ class RunSettings:
         return h.hexdigest()[:16]
 
 
-def dataset_from(spec: dict[str, Any]) -> Dataset:
-    return load_dataset(
-        spec["name"],
-        data_root=spec.get("data_root", "data"),
-        download=spec.get("download", False),
-        train_size=spec.get("train_size"),
-        test_size=spec.get("test_size"),
-        split_seed=spec.get("split_seed", 0),
-    )
-
-
 def flat_params(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-
-
-@torch.no_grad()
-def evaluate(
-    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000
-) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (%) in eval mode."""
-    was_training = model.training
-    model.eval()
-    loss, correct = 0.0, 0
-    for i in range(0, len(y), chunk):
-        out = model(x[i : i + chunk])
-        loss += torch.nn.functional.cross_entropy(out, y[i : i + chunk], reduction="sum").item()
-        correct += (out.argmax(1) == y[i : i + chunk]).sum().item()
-    model.train(was_training)
-    return loss / len(y), 100.0 * correct / len(y)
 
 
 class BatchStream:
@@ -177,11 +154,12 @@ def training_data(
     return x, y, {"n_examples": len(y), "labels_sha256": digest}
 
 
-def _loss(model, x, y, ghost: int | None) -> torch.Tensor:
-    """Mean loss; with ghost batches, the mean over ghost batches of their mean losses."""
-    out = model(x)
+def _loss(task: Task, model, x, y, ghost: int | None) -> torch.Tensor:
+    """Mean loss; with ghost batches (zoo classifiers), the mean over ghost batches of their mean
+    losses."""
     if not ghost or len(y) <= ghost:
-        return torch.nn.functional.cross_entropy(out, y)
+        return task.loss(model, (x, y))
+    out = model(x)
     parts = [
         torch.nn.functional.cross_entropy(o, t)
         for o, t in zip(out.split(ghost), y.split(ghost), strict=True)
@@ -216,11 +194,13 @@ def load_init(path: str, settings: RunSettings) -> dict[str, Any]:
     return ckpt
 
 
-def divergence_limit(initial_loss: float, n_classes: int) -> float:
+def divergence_limit(initial_loss: float, n_classes: int | None) -> float:
     """The batch loss above which a run counts as diverged: DIVERGENCE_FACTOR times the larger of
     the initial training loss and the chance-level loss ln C (a run that starts from trained
-    weights, with a tiny initial loss, may still rise to chance without diverging)."""
-    return DIVERGENCE_FACTOR * max(initial_loss, math.log(n_classes))
+    weights, with a tiny initial loss, may still rise to chance without diverging); a task with
+    no classes (a factory's) has the initial loss alone."""
+    chance = math.log(n_classes) if n_classes else -math.inf
+    return DIVERGENCE_FACTOR * max(initial_loss, chance)
 
 
 def diverged(loss: float, limit: float) -> bool:
@@ -235,10 +215,11 @@ class _Run:
         tr = settings.training
         self.settings, self.tr = settings, tr
         self.device = device = resolve_device(settings.device)
-        self.data = data = dataset_from(settings.dataset).to(device)
+        self.task = task_from(settings.as_dict(), f"experiments.{settings.run['experiment']}")
+        self.data = data = self.task.data.to(device)
         self.x_train, self.y_train, self.data_meta = training_data(data, tr)
         torch.manual_seed(settings.seed)
-        model = build_model(settings.model, data.input_shape, data.n_classes).to(device)
+        model = self.task.new_model().to(device)
         self.init_meta: dict[str, Any] = {}
         if init:
             source = load_init(init, settings)
@@ -253,7 +234,7 @@ class _Run:
         self.aug_gen = torch.Generator(device=device).manual_seed(
             hash_seed(settings.seed, "augment")
         )
-        self.bg = background(data.name).to(device)
+        self.bg = background(data.name).to(device) if tr.augment else None
         self.first = next(model.parameters())
         self.w0, self.w0_first = flat_params(model), self.first.detach().clone()
         self.history: list[dict[str, Any]] = []
@@ -289,8 +270,8 @@ class _Run:
     def record(self, it: int, batch_loss: float, status: str, evaluated: bool) -> dict[str, Any]:
         nan2 = (math.nan, math.nan)
         data, model = self.data, self.model
-        trn = evaluate(model, self.x_train, self.y_train) if evaluated else nan2
-        tst = evaluate(model, data.x_test, data.y_test) if evaluated else nan2
+        trn = self.task.evaluate(model, self.x_train, self.y_train) if evaluated else nan2
+        tst = self.task.evaluate(model, data.x_test, data.y_test) if evaluated else nan2
         row = {
             "iteration": it,
             "epoch": it / self.batches.per_epoch,
@@ -354,7 +335,7 @@ class _Run:
         for it in range(start + 1, tr.iterations + 1):
             x, y = self.batch(it)
             self.optimizer.zero_grad(set_to_none=True)
-            loss = _loss(self.model, x, y, tr.ghost_batch_size)
+            loss = _loss(self.task, self.model, x, y, tr.ghost_batch_size)
             value = float(loss.item())
             if diverged(value, limit):
                 why = f"batch loss {value:.4g} (limit {limit:.4g})"
@@ -440,7 +421,8 @@ def train_run(settings: RunSettings, run_dir: str | Path, threads: int = 1, init
         raise InputError(f"{run_dir}: arm init_from={tr.init_from!r} but init checkpoint {init!r}")
     run_dir = Path(run_dir)
     run = _Run(settings, init)
-    resume = _Resume(run_dir / ".resume", settings.digest(init), code_digest())
+    code = code_digest() + "".join(f["sha256"] or "" for f in run.task.provenance.values())
+    resume = _Resume(run_dir / ".resume", settings.digest(init), code)
     outcome = run.train(resume.load(run), resume)
     meta = {
         **outcome,
@@ -448,11 +430,13 @@ def train_run(settings: RunSettings, run_dir: str | Path, threads: int = 1, init
         "random_labels": run.data_meta,
         "init": run.init_meta,
     }
-    _finish(settings, run_dir, resume, run.history, meta)
+    _finish(settings, run_dir, resume, run.history, meta, run.task.provenance)
     return meta["status"]
 
 
-def _finish(settings: RunSettings, run_dir: Path, resume: _Resume, history, meta) -> None:
+def _finish(
+    settings: RunSettings, run_dir: Path, resume: _Resume, history, meta, factories
+) -> None:
     """Put the checkpoints in place, then write the history, then remove the resume state.
 
     Atomic as a whole: the resume state stays complete until the history (the run's manifest,
@@ -490,6 +474,8 @@ def _finish(settings: RunSettings, run_dir: Path, resume: _Resume, history, meta
     table = pa.Table.from_pylist(history, schema=HISTORY_SCHEMA)
     written = settings.as_dict()
     written["outcome"] = meta
+    if factories:  # what made the user's data, model and loss (gradnoise.factories.provenance)
+        written["factories"] = factories
     write_parquet(table, run_dir / "history.parquet", written)
     resume.remove()
 

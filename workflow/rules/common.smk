@@ -35,6 +35,7 @@ if Path(gradnoise.__file__).resolve().parent != LIBRARY.resolve():
 from gradnoise.arms import expand_arms
 from gradnoise.code_inputs import stage_code
 from gradnoise.config import prepare_config
+from gradnoise.factories import factories_of, source_file
 from gradnoise.studies import FIGURE_SETS, studies_of, study_roles
 import snakemake.io as smk_io  # smk_io.report: a line may not start with `report` in a .smk file
 
@@ -68,6 +69,30 @@ def code(stage):
     stage (checksums) and no hand-kept list drifts from the imports."""
     files = stage_code(SOURCE / "scripts" / f"{stage}.py", LIBRARY.parent)
     return [str(from_workdir(p)) for p in files[1:]]
+
+
+def factory_code(stage):
+    """The files of an experiment's factories (gradnoise.factories) and the sibling and library
+    modules they import, beyond the stage's own code: inputs of the stage's jobs, which call them,
+    so that editing one reruns them."""
+    own = set(code(stage))
+
+    def files(w):
+        found = []
+        for role, entry in factories_of(EXPERIMENTS[w.experiment]).items():
+            key = f"experiments.{w.experiment}.{role}.factory"
+            path = source_file(entry["factory"], key)
+            found += [] if path is None else stage_code(path, LIBRARY.parent)
+        shown = (str(from_workdir(p)) for p in found)
+        return [f for f in dict.fromkeys(shown) if f not in own]
+
+    return files
+
+
+def loss_setting(exp):
+    """A job's `loss` key: only where the experiment names a loss factory, so that the zoo's
+    settings (and what they made) stay what they were."""
+    return {"loss": exp["loss"]} if "loss" in exp else {}
 
 
 def gpus(w):
@@ -143,6 +168,7 @@ def train_settings(w):
             "eval_every": exp["eval_every"],
             "device": exp["device"],
         }
+        | loss_setting(exp)
     )
 
 
@@ -161,6 +187,7 @@ def noise_settings(w):
             "device": exp["device"],
             "noise": noise,
         }
+        | loss_setting(exp)
     )
 
 
@@ -174,6 +201,7 @@ def sharpness_settings(w):
             "device": exp["device"],
             "sharpness": exp["sharpness"],
         }
+        | loss_setting(exp)
     )
 
 
@@ -251,7 +279,7 @@ def figure_settings(w):
     return as_json(
         {
             "figures": config["figures"],
-            "dataset": exp["dataset"]["name"],
+            "dataset": exp["dataset"].get("name", exp["dataset"].get("factory")),
             "arms": arm_labels(w.experiment),
             "roles": study_roles(exp),
         }

@@ -2,6 +2,7 @@ rule noise:
     input:
         script=script("noise"),
         code=code("noise"),
+        factories=factory_code("noise"),
         checkpoints=rules.train.output.checkpoints,
     output:
         samples=f"{RESULTS}/{{experiment}}/noise/{{arm}}/seed{{seed}}/step{{step}}.parquet",

@@ -2,6 +2,7 @@ rule sharpness:
     input:
         script=script("sharpness"),
         code=code("sharpness"),
+        factories=factory_code("sharpness"),
         checkpoints=rules.train.output.checkpoints,
         history=rules.train.output.history,
     output:

@@ -2,6 +2,7 @@ rule train:
     input:
         script=script("train"),
         code=code("train"),
+        factories=factory_code("train"),
         init=init_checkpoints,
     output:
         history=f"{RESULTS}/{{experiment}}/train/{{arm}}/seed{{seed}}/history.parquet",

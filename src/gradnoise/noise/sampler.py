@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from gradnoise.allocator import reused_step_memory
-from gradnoise.models import build_model
 from gradnoise.noise.column_pass import _column_pass
 from gradnoise.noise.gradients import (
     MICRO_BATCH,
@@ -140,12 +139,12 @@ def checkpoint_noise(
     run: dict[str, Any],
     settings: NoiseSettings,
     splits: list[str],
-    data: Any,
+    task: Any,
 ) -> tuple[Any, Any, str]:
     """``sample_checkpoint`` and the status the noise files carry: the checkpoint's, or
     ``diverged`` when its gradients overflow (empty tables then, as for a diverged run)."""
     try:
-        samples, stats = sample_checkpoint(checkpoint, run, settings, splits, data)
+        samples, stats = sample_checkpoint(checkpoint, run, settings, splits, task)
     except NonFiniteNoise as err:
         log.warning("step %s: %s; recorded as diverged", checkpoint.get("step"), err)
         return (*empty_tables(settings.coords_per_layer), "diverged")
@@ -157,22 +156,34 @@ def sample_checkpoint(
     run: dict[str, Any],
     settings: NoiseSettings,
     splits: list[str],
-    data: Any,
+    task: Any,
 ) -> tuple[Any, Any]:
-    """Noise tables of one checkpoint; `run` is the training settings (model, optimizer, hparams).
+    """Noise tables of one checkpoint; `run` is the training settings (optimizer, hparams), `task`
+    the data (on the device), model and loss (``gradnoise.tasks.Task``): a zoo classifier's
+    gradients in micro-batches on the CPU, a factory loss's whole.
     Raises NonFiniteNoise when a minibatch gradient is not finite (weights blown up)."""
     if checkpoint.get("status") != "ok":
         return empty_tables(settings.coords_per_layer)
+    data = task.data
     device = data.x_train.device
     torch.manual_seed(0)
-    model = build_model(run["model"], data.input_shape, data.n_classes).to(device)
+    model = task.new_model().to(device)
     model.load_state_dict(checkpoint["model"])
     views = views_for(run["optimizer"], run["hparams"], checkpoint["optimizer"])
+    micro = MICRO_BATCH if device.type == "cpu" and task.zoo else None
     results = {}
     for i, split in enumerate(splits):
         x, y = data.split(split)
-        results[split] = sample_split(
-            model, x, y, settings, views, hash_seed(settings.seed, split, i), scratch_dir()
+        seed = hash_seed(settings.seed, split, i)
+        results[split] = sample_noise(
+            model,
+            task.loss_on(x, y),
+            len(y),
+            settings,
+            views,
+            seed,
+            scratch_dir(),
+            micro_batch=micro,
         )
         log.info(
             "%s: P=%d D=%d views=%s", split, results[split]["P"], results[split]["D"], list(views)
