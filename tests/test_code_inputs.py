@@ -108,7 +108,8 @@ def test_every_stage_script_of_the_repository_declares_the_modules_it_runs(root)
     model and loss now come from tasks, which reads the factories, not from train)."""
     files = stage_code(root / "scripts" / "noise.py", root / "src")
     code = {p.name for p in files}
-    assert {"noise.py", "_cli.py", "allocator.py", "io.py", "seeds.py", "tasks.py"} <= code
+    assert {"noise.py", "_cli.py", "allocator.py", "contracts.py", "files.py", "seeds.py"} <= code
+    assert {"tasks.py"} <= code
     assert {"devices.py", "estimators.py", "views.py", "models.py", "data.py"} <= code
     assert {"factories.py"} <= code
     assert not {"config.py", "code_inputs.py", "claims.py", "figures.py"} & code
