@@ -10,6 +10,9 @@ import pytest
 import torch
 
 import gradnoise.train as train_mod
+import gradnoise.train.finish as finish_mod
+import gradnoise.train.loop as loop_mod
+import gradnoise.train.run as run_mod
 from gradnoise.arms import Training
 from gradnoise.models import build_model
 from gradnoise.train import RunSettings, train_run
@@ -107,7 +110,7 @@ def test_channels_last_training_follows_the_nchw_trajectory(tmp_path, monkeypatc
     run = settings(model={"name": "lenet"}, optimizer="sgd", hparams={"lr": 0.05})
     train_run(run, tmp_path / "last")
     with monkeypatch.context() as m:
-        m.setattr(train_mod, "fastest_memory_format", lambda *_: torch.contiguous_format)
+        m.setattr(loop_mod, "fastest_memory_format", lambda *_: torch.contiguous_format)
         train_run(run, tmp_path / "nchw")
     last, nchw = _state(tmp_path / "last", 24)["model"], _state(tmp_path / "nchw", 24)["model"]
     assert last["features.0.weight"].is_contiguous(memory_format=torch.channels_last)
@@ -311,10 +314,10 @@ _FS_OPS = ["replace", "link", "unlink", "rmdir"]
 
 
 def _finish_ops(monkeypatch, kill_at: int | None) -> list[str]:
-    """Count the file-system operations of train._finish; raise before the kill_at-th one."""
+    """Count the file-system operations of train.finish._finish; raise before the kill_at-th one."""
     done: list[str] = []
     inside = {"on": False}
-    real_finish = train_mod._finish
+    real_finish = finish_mod._finish
 
     def finish(*args, **kwargs):
         inside["on"] = True
@@ -333,9 +336,9 @@ def _finish_ops(monkeypatch, kill_at: int | None) -> list[str]:
 
         return op
 
-    monkeypatch.setattr(train_mod, "_finish", finish)
+    monkeypatch.setattr(run_mod, "_finish", finish)
     for name in _FS_OPS:
-        monkeypatch.setattr(train_mod.os, name, counted(name, getattr(train_mod.os, name)))
+        monkeypatch.setattr(finish_mod.os, name, counted(name, getattr(finish_mod.os, name)))
     return done
 
 
@@ -377,9 +380,9 @@ def test_resume_state_made_by_other_code_is_discarded(tmp_path, monkeypatch, cap
         with pytest.raises(KeyboardInterrupt):
             train_run(settings(), tmp_path / "cut")
     state = torch.load(tmp_path / "cut" / ".resume" / "state.pt", weights_only=True)
-    assert state["code"] == train_mod.code_digest() and state["iteration"] == 8
+    assert state["code"] == run_mod.code_digest() and state["iteration"] == 8
     with monkeypatch.context() as m, caplog.at_level("INFO", logger="gradnoise.train"):
-        m.setattr(train_mod, "code_digest", lambda: "edited-optim-py")
+        m.setattr(run_mod, "code_digest", lambda: "edited-optim-py")
         seen = []
         real_next = train_mod.BatchStream.next
         m.setattr(train_mod.BatchStream, "next", lambda s: seen.append(1) or real_next(s))

@@ -322,7 +322,7 @@ def test_editing_the_table_contracts_reruns_every_stage(local_run):
     missed it, so a change to the Parquet contract left its outputs stale)."""
     every_job = planned(local_run, *CONFIG, "--forceall")
     assert planned(local_run, *CONFIG) == {}
-    assert _edited(local_run, "src/gradnoise/io.py", *CONFIG) == every_job
+    assert _edited(local_run, "src/gradnoise/io/contracts.py", *CONFIG) == every_job
     allocator = _edited(local_run, "src/gradnoise/allocator.py", *CONFIG)  # the training loops'
     for rule in ("train", "noise", "sharpness", "escape_minimum"):
         assert allocator[rule] == every_job[rule], rule
