@@ -1,6 +1,7 @@
 """Decide the claims of an experiment's studies from its measurements: claims.md and claims.parquet.
 The studies and their entry points come from the registry (gradnoise.studies): Zhou et al.'s C1–C8,
-then A1–A5 where the escape-law stage ran, or a neighbouring paper's claims."""
+then A1–A5 where the escape-law stage ran and S1–S3 where the α-stable study did, or a neighbouring
+paper's claims."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import _cli
 import pandas as pd
 
 from gradnoise.claims import ClaimSettings, Row, decide_rows, to_arrow, to_markdown
+from gradnoise.clt.table import SCHEMA as ALPHA_STABLE_SCHEMA
 from gradnoise.io import (
     ESCAPE_MINIMA_SCHEMA,
     ESCAPE_SCHEMA,
@@ -25,7 +27,7 @@ from gradnoise.io import (
     write_parquet,
 )
 from gradnoise.provenance import check_unique_runs
-from gradnoise.studies import ESCAPE_LAW, STUDIES, Study
+from gradnoise.studies import Study, by_kind
 from gradnoise.tails import TAILS_SCHEMA
 
 
@@ -75,6 +77,13 @@ class Tables:
     def escape_minima(self) -> pd.DataFrame:
         return self._concat([self.args.escape_minima], ESCAPE_MINIMA_SCHEMA)
 
+    @cached_property
+    def alpha_stable(self) -> pd.DataFrame:
+        """The alpha_stable stage's tables, one per run, each run held by one file only."""
+        tables = {f: read_parquet(f, schema=ALPHA_STABLE_SCHEMA) for f in self.args.alpha_stable}
+        check_unique_runs(tables, ["experiment", "arm", "seed", "step"])
+        return pd.concat([t.to_pandas() for t in tables.values()], ignore_index=True)
+
 
 def evaluate(study: Study, tables: Tables, s: dict, cs: ClaimSettings) -> list[Row]:
     """A study's rows, from its registered entry point."""
@@ -93,13 +102,14 @@ def main() -> None:
     p.add_argument("--escape_sweeps", nargs="*", default=[], help="escape-law sharpness sweeps")
     p.add_argument("--escape_slopes", help="escape-law fits (then A1–A5 follow C1–C8)")
     p.add_argument("--escape_minima", help="escapes from the trained minima")
+    p.add_argument("--alpha_stable", nargs="*", default=[], help="the α-stable study's tables")
     p.add_argument("--out-md", required=True)
     p.add_argument("--out-parquet", required=True)
     args = p.parse_args()
     _cli.setup_logging()
     s = _cli.settings(args.settings)
     cs = ClaimSettings(**{k: v for k, v in s["claims"].items() if not isinstance(v, dict)})
-    studies = [ESCAPE_LAW if k == ESCAPE_LAW.kind else STUDIES[k] for k in s["studies"]]
+    studies = [by_kind(k) for k in s["studies"]]
     tables = Tables(args)
     claims = decide_rows([r for st in studies for r in evaluate(st, tables, s, cs)], cs)
     write_parquet(to_arrow(claims), args.out_parquet, s)

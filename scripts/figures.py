@@ -1,5 +1,6 @@
 """Render one set of figures of an experiment (PNG and/or PDF): the common ones, the escape-time ones,
-the escape-law stage's, or a study's (the sets are listed in gradnoise.studies.FIGURE_SETS)."""
+the escape-law stage's, the α-stable study's, or a study's (the sets are listed in
+gradnoise.studies.FIGURE_SETS)."""
 
 from __future__ import annotations
 
@@ -140,12 +141,27 @@ def escape_law(args, s: dict, style: figures.ArmStyle) -> dict[str, Figure]:
     }
 
 
+def alpha_stable(args, s: dict, style: figures.ArmStyle) -> dict[str, Figure]:
+    from gradnoise.clt.table import SCHEMA
+    from gradnoise.studies.alpha_stable import plots as clt_plots
+
+    table = pd.concat(
+        [read_parquet(f, schema=SCHEMA).to_pandas() for f in args.alpha_stable], ignore_index=True
+    )
+    return {
+        "clt_alpha_vs_batch_size": clt_plots.alpha_vs_batch_size(table, style),
+        "clt_hill_plot": clt_plots.hill_plot(table, style),
+        "clt_per_example_ccdf": clt_plots.per_example_ccdf(table, style),
+    }
+
+
 SETS: dict[str, Callable] = {
     "figures": common,
     "escape_figures": escape,
     "large_batch_figures": large_batch,
     "random_labels_figures": random_labels,
     "escape_law_figures": escape_law,
+    "alpha_stable_figures": alpha_stable,
 }
 
 
@@ -166,6 +182,7 @@ def main() -> None:
     p.add_argument("--fits", help="distance fits (large-batch study)")
     p.add_argument("--sweeps", nargs="*", default=[], help="escape-law landscape sweeps")
     p.add_argument("--minima", help="escapes from the trained minima (escape-law stage)")
+    p.add_argument("--alpha_stable", nargs="*", default=[], help="the α-stable study's tables")
     p.add_argument("--outdir", required=True)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO)
