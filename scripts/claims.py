@@ -1,6 +1,7 @@
 """Decide the claims of an experiment's studies from its measurements: claims.md and claims.parquet.
 The studies and their entry points come from the registry (gradnoise.studies): Zhou et al.'s C1–C8,
-then A1–A5 where the escape-law stage ran, or a neighbouring paper's claims."""
+then A1–A5 where the escape-law stage ran and S1–S3 where the α-stable study did, or a neighbouring
+paper's claims."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import _cli
 
 from gradnoise.claims import ClaimSettings, Row, decide_rows, to_arrow, to_markdown
 from gradnoise.io import tmp_path, write_parquet
-from gradnoise.studies import ESCAPE_LAW, STUDIES, Study
+from gradnoise.studies import Study, by_kind
 from gradnoise.tables import Tables, add_arguments
 
 
@@ -31,7 +32,7 @@ def main() -> None:
     _cli.setup_logging()
     s = _cli.settings(args.settings)
     cs = ClaimSettings(**{k: v for k, v in s["claims"].items() if not isinstance(v, dict)})
-    studies = [ESCAPE_LAW if k == ESCAPE_LAW.kind else STUDIES[k] for k in s["studies"]]
+    studies = [by_kind(k) for k in s["studies"]]
     tables = Tables(args)
     claims = decide_rows([r for st in studies for r in evaluate(st, tables, s, cs)], cs)
     write_parquet(to_arrow(claims), args.out_parquet, s)

@@ -20,6 +20,16 @@ def test_config() -> dict:
     return copy.deepcopy(yaml.safe_load((ROOT / "config" / "test.yaml").read_text()))
 
 
+def run_script(name: str, *args: str, monkeypatch) -> None:
+    """A stage script run in this process, as the workflow would run it (its own sys.path and argv)."""
+    import runpy
+    import sys
+
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    monkeypatch.setattr(sys, "argv", [name, *args])
+    runpy.run_path(str(ROOT / "scripts" / f"{name}.py"), run_name="__main__")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the SLURM test last: once SLURM's client tools are installed and the cluster is down again,
     the executor plugin slows every later snakemake start by ~10 s."""

@@ -3,6 +3,8 @@ deviations of the reading over independent pools, measured at these sizes (see e
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,40 @@ def test_best_law_by_aic_is_the_law_that_drew_the_noise(
     assert list(shares.index) == ["conv", "fc"] and (shares["n"] == 10).all()
     np.testing.assert_allclose(shares[["sas", "student_t", "gaussian"]].sum(axis=1), 1.0)
     assert (shares[winner] * shares["n"]).sum() / 20 > share
+
+
+@pytest.mark.parametrize("alpha", [0.8, 1.3, 1.95])
+def test_sas_survival_function_matches_scipys_levy_stable(alpha: float) -> None:
+    from scipy import stats
+
+    from gradnoise.clt.laws import sas_abs_sf
+
+    z = np.array([0.0, 0.7, 3.0, 12.0, 39.9, 40.1])
+    np.testing.assert_allclose(
+        sas_abs_sf(2.5 * z, alpha, 2.5), 2 * stats.levy_stable.sf(z, alpha, 0), rtol=1e-3
+    )
+    # far out (where scipy returns 0 for α near 2) the law is its leading power term
+    far = 2 * math.gamma(alpha) * math.sin(math.pi * alpha / 2) / math.pi * 1e4 ** (-alpha)
+    assert sas_abs_sf(np.array([1e4]), alpha)[0] == pytest.approx(far, rel=1e-3)
+
+
+def test_student_t_fit_of_every_column_reaches_scipys_maximum_likelihood() -> None:
+    from scipy import stats
+
+    from gradnoise.clt.laws import fit_student_t_columns
+
+    rng = np.random.default_rng(10)
+    x = np.concatenate(
+        [
+            sample_sas(1.2, (400, 4), rng),
+            rng.standard_t(0.4, (400, 4)),
+            rng.standard_t(4, (400, 4)),
+        ],
+        axis=1,
+    ) * np.exp(rng.normal(0, 3, 12))  # scales over e^±6: the scale's bracket must hold them
+    nu, scale, loglik = fit_student_t_columns(x)
+    for j, col in enumerate(x.T):
+        ref_nu, _, ref_scale = stats.t.fit(col, floc=0)
+        ref = stats.t.logpdf(col, ref_nu, 0, ref_scale).sum()
+        assert loglik[j] == pytest.approx(stats.t.logpdf(col, nu[j], 0, scale[j]).sum())
+        assert loglik[j] >= ref - 1e-6 and nu[j] == pytest.approx(ref_nu, rel=1e-3)

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import runpy
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,11 +28,12 @@ from gradnoise.studies import FIGURE_SETS
 from gradnoise.studies.escape_law.claims import EscapeLawSettings, evaluate, radius_exponents
 from gradnoise.tails import TAILS_SCHEMA
 
+from conftest import run_script
+
 SEEDS = (3, 7, 11)
 JITTER = {3: -0.02, 7: 0.0, 11: 0.02}  # seed-to-seed spread of every constructed value
 OPTS = ("sgd", "sgdm", "adam", "adai")
 CS, ES = ClaimSettings(), EscapeLawSettings()
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _empty(schema: pa.Schema) -> pd.DataFrame:
@@ -456,12 +454,6 @@ def test_a_bad_escape_block_is_rejected_naming_the_key(test_config, case, mutate
 
 # ---------------------------------------------------------------------------------------------------
 # the scripts, end to end
-
-
-def run_script(name: str, *args: str, monkeypatch) -> None:
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    monkeypatch.setattr(sys, "argv", [name, *args])
-    runpy.run_path(str(ROOT / "scripts" / f"{name}.py"), run_name="__main__")
 
 
 @pytest.fixture()

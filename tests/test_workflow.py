@@ -63,7 +63,7 @@ def test_every_output_of_the_test_config_is_written(local_run):
         assert (res / f).stat().st_size > 0
     for fig in (
         f
-        for s in ("figures", "escape_figures", "escape_law_figures")
+        for s in ("figures", "escape_figures", "escape_law_figures", "alpha_stable_figures")
         for f in FIGURE_SETS[s].figures
     ):
         png = res / "figures" / f"{fig}.png"
@@ -71,6 +71,10 @@ def test_every_output_of_the_test_config_is_written(local_run):
     claims = (res / "claims.md").read_text()
     assert all(f"| C{i} |" in claims for i in range(1, 9))
     assert all(f"| A{i} |" in claims for i in range(1, 6))  # the escape-law stage's claims
+    assert all(f"| S{i} |" in claims for i in range(1, 4))  # the α-stable study's
+    for opt in exp["optimizers"]:
+        for seed in exp["seeds"]:
+            assert (res / "alpha_stable" / opt / f"seed{seed}.parquet").stat().st_size > 0
     studies = {"test_lb": [f"H{i}" for i in range(1, 7)], "test_rl": [f"R{i}" for i in range(1, 5)]}
     for experiment, ids in studies.items():
         table = (local_run / "results" / experiment / "claims.md").read_text()
@@ -216,6 +220,8 @@ def test_learning_rate_change_reruns_exactly_that_optimizers_chain(local_run):
         "escape_minimum": 1,
         "escape_minima": 1,
         "escape_law_figures": 1,
+        "alpha_stable": 2,  # adam's per-example pools, both seeds
+        "alpha_stable_figures": 1,
         "claims": 1,
         "all": 1,
     }
@@ -241,6 +247,7 @@ def test_figure_setting_change_reruns_only_figures(local_run):
         "figures": 3,  # one per experiment, and each experiment's own figures
         "escape_figures": 1,
         "escape_law_figures": 1,
+        "alpha_stable_figures": 1,
         "large_batch_figures": 1,
         "random_labels_figures": 1,
         "all": 1,
@@ -272,6 +279,8 @@ def test_editing_a_stage_module_reruns_that_stage_and_after_but_the_readme_nothi
             "escape_minimum": 5,
             "escape_minima": 1,
             "escape_law_figures": 1,
+            "alpha_stable": 10,  # its robust scale and per-coordinate estimator
+            "alpha_stable_figures": 1,
             "claims": 3,
             "all": 1,
         }
@@ -310,6 +319,7 @@ def test_editing_a_module_only_some_stages_import_reruns_those_stages_and_after(
         "figures": 3,
         "escape_figures": 1,
         "escape_law_figures": 1,
+        "alpha_stable_figures": 1,
         "large_batch_figures": 1,
         "random_labels_figures": 1,
         "distance_fits": 1,
@@ -419,10 +429,12 @@ def test_rerun_after_a_change_runs_and_leaves_others_untouched(local_run):
 def test_cpu_outputs_are_byte_identical_across_runs(local_run, tmp_path):
     project = copy_project(tmp_path / "again")
     targets = [f"results/test/noise/sgdm/seed7/step{s}.parquet" for s in (10, 30)]
-    snakemake(project, "--cores", "2", *targets, *CONFIG)
+    pool = "results/test/alpha_stable/sgdm/seed7.parquet"
+    snakemake(project, "--cores", "2", *targets, pool, *CONFIG)
     for t in targets:
         for f in (t, t.replace(".parquet", ".stats.parquet")):
             assert (project / f).read_bytes() == (local_run / f).read_bytes(), f
+    assert (project / pool).read_bytes() == (local_run / pool).read_bytes()
 
 
 def _descendants(root: int, marker: str) -> list[int]:
@@ -497,6 +509,7 @@ def test_paper_config_lists_its_full_dag_without_data(root):
     assert jobs["train"] == 36 + 15 + 33 and jobs["sharpness"] == 36 + 15 + 33
     assert jobs["noise"] == jobs["tails"] == 36 * 21 + (2 * 4 + 3 * 4) * 3 + 33
     assert jobs["figures"] == jobs["claims"] == 4
+    assert jobs["alpha_stable"] == 36 and jobs["alpha_stable_figures"] == 2  # one job per run
     assert (
         jobs["large_batch_figures"] == jobs["random_labels_figures"] == jobs["distance_fits"] == 1
     )

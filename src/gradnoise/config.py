@@ -231,6 +231,7 @@ def _check_experiment(name: str, exp: dict[str, Any]) -> None:
             f"({smaller} examples), so sampled minibatches hold the whole split and have no noise; "
             f"allowed: 1 … {smaller - 1}"
         )
+    _check_alpha_stable(key, exp, arms, train)
     if factories_of(exp):
         return
     if ds["name"] == "mnist_embedded" and model["name"] in ("vgg11", "vgg16", "alexnet_small"):
@@ -270,6 +271,41 @@ def _check_factories(key: str, exp: dict[str, Any]) -> None:
     from gradnoise.tasks import check_task
 
     check_task(key, exp)
+
+
+def _check_alpha_stable(key: str, exp: dict[str, Any], arms: dict[str, Any], train: int) -> None:
+    """The α-stable study is an add-on of study `optimizers`; its pool fits in the training split and
+    holds more examples than every batch size (S2's and each arm's training batch size, S3's)."""
+    study = exp["alpha_stable"]
+    if not study["enabled"]:
+        return
+    if factories_of(exp):
+        raise ConfigError(
+            f"config key {key}.alpha_stable.enabled: the α-stable study's per-example pass runs the "
+            "zoo's classifiers, and this experiment uses factories; allowed: false"
+        )
+    if exp["study"]["kind"] != "optimizers":
+        raise ConfigError(
+            f"config key {key}.alpha_stable.enabled: the α-stable study is an add-on of study "
+            f"'optimizers', not of {exp['study']['kind']!r}; allowed: false"
+        )
+    n = study.get("pool_size", train)
+    if n > train:
+        raise ConfigError(
+            f"config key {key}.alpha_stable.pool_size: {n} > the training split ({train} examples)"
+        )
+    b = max(study["batch_sizes"])
+    if b >= n:
+        raise ConfigError(
+            f"config key {key}.alpha_stable.batch_sizes: {b} is not smaller than the pool ({n} "
+            f"examples); allowed: 1 … {n - 1}"
+        )
+    for arm in arms.values():
+        if arm.training.batch_size >= n:
+            raise ConfigError(
+                f"config key {key}.alpha_stable.pool_size: {n} examples, not more than arm "
+                f"{arm.name!r}'s batch size {arm.training.batch_size} (S3 reads the noise at it)"
+            )
 
 
 def _check_roles(key: str, exp: dict[str, Any], arms: dict[str, Any]) -> None:

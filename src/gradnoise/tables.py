@@ -10,6 +10,7 @@ from functools import cached_property
 
 import pandas as pd
 
+from gradnoise.clt.table import SCHEMA as ALPHA_STABLE_SCHEMA
 from gradnoise.io import (
     ESCAPE_MINIMA_SCHEMA,
     ESCAPE_SCHEMA,
@@ -33,6 +34,7 @@ TABLES: dict[str, str] = {
     "escape_sweeps": "escape-law landscape sweeps",
     "escape_slopes": "escape-law fits",
     "escape_minima": "escapes from the trained minima",
+    "alpha_stable": "the α-stable study's tables, one per run",
 }
 
 
@@ -94,3 +96,12 @@ class Tables:
     @cached_property
     def escape_minima(self) -> pd.DataFrame:
         return self._concat("escape_minima", ESCAPE_MINIMA_SCHEMA)
+
+    @cached_property
+    def alpha_stable(self) -> pd.DataFrame:
+        """The α-stable stage's tables, one per run, each run held by one file only."""
+        tables = {
+            f: read_parquet(f, schema=ALPHA_STABLE_SCHEMA) for f in self.files("alpha_stable")
+        }
+        check_unique_runs(tables, ["experiment", "arm", "seed", "step"])
+        return pd.concat([t.to_pandas() for t in tables.values()], ignore_index=True)

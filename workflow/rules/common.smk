@@ -36,7 +36,7 @@ from gradnoise.arms import expand_arms
 from gradnoise.code_inputs import stage_code
 from gradnoise.config import prepare_config
 from gradnoise.factories import factories_of, source_file
-from gradnoise.studies import FIGURE_SETS, studies_of, study_roles
+from gradnoise.studies import FIGURE_SETS, enabled_add_ons, studies_of, study_roles
 import snakemake.io as smk_io  # smk_io.report: a line may not start with `report` in a .smk file
 
 config = prepare_config(config, files=workflow.overwrite_configfiles)
@@ -44,9 +44,9 @@ RESULTS = config["results"]
 EXPERIMENTS = config["experiments"]
 ARMS = {name: expand_arms(name, exp) for name, exp in EXPERIMENTS.items()}
 ESCAPE = config["escape"]
-# Each experiment's studies (gradnoise.studies): its kind's, then the escape-law add-on where enabled.
+# Each experiment's studies (gradnoise.studies): its kind's, then the add-ons its config enables.
 STUDIES = {
-    name: studies_of(exp["study"]["kind"], ESCAPE["enabled"])
+    name: studies_of(exp["study"]["kind"], enabled_add_ons(config, exp))
     for name, exp in EXPERIMENTS.items()
 }
 
@@ -299,6 +299,7 @@ def table_files(experiment, table):
         "escape_sweeps": lambda: escape_sweep_files(experiment),
         "escape_slopes": lambda: f"{exp_dir}/escape/slopes.parquet",
         "escape_minima": lambda: f"{exp_dir}/escape/minima.parquet",
+        "alpha_stable": lambda: alpha_stable_files(experiment),
     }[table]()
 
 
@@ -454,6 +455,42 @@ def escape_minimum_settings(w):
             "device": exp["device"],
             "minima": {k: v for k, v in ESCAPE["minima"].items() if k != "seeds"},
             "seed": ESCAPE["seed"],
+        }
+    )
+
+
+def alpha_stable_files(experiment):
+    return [
+        f"{RESULTS}/{experiment}/alpha_stable/{arm}/seed{seed}.parquet"
+        for arm, seed in runs(experiment)
+    ]
+
+
+def alpha_stable_settings(w):
+    """One run's settings: the checkpoints it reads, its training batch size (S3), the noise stage's
+    stored coordinates, and the study's own settings (config/README.md, `alpha_stable`).
+    """
+    exp, arm = EXPERIMENTS[w.experiment], arm_of(w)
+    study = exp["alpha_stable"]
+    return as_json(
+        {
+            "run": run_key(w),
+            "steps": (
+                [arm.final_step]
+                if study["checkpoints"] == "final"
+                else list(arm.checkpoints)
+            ),
+            "training_batch_size": arm.training.batch_size,
+            "dataset": exp["dataset"],
+            "model": exp["model"],
+            "device": exp["device"],
+            "coordinates": {
+                "per_layer": exp["noise"]["coords_per_layer"],
+                "seed": exp["noise"]["seed"],
+            },
+            "alpha_stable": {
+                k: v for k, v in study.items() if k not in ("enabled", "checkpoints")
+            },
         }
     )
 

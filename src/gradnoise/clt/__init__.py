@@ -3,7 +3,8 @@
 - ``hill``: the tail exponent of the per-example distribution (Hill, KS-chosen threshold);
 - ``batches``: α̂ of minibatch noise against the batch size, from one per-example pool;
 - ``predict``: each model's α̂(B) curve simulated at the same N, B and P, and the distance to it;
-- ``laws``: which law (SαS, Student-t, Gaussian) fits the noise at one batch size.
+- ``laws``: which law (SαS, Student-t, Gaussian) fits the noise at one batch size;
+- ``pool``, ``table``: the α-stable study's stage, one checkpoint's pool reduced to its table.
 The per-example pool itself comes from ``gradnoise.per_example``.
 """
 

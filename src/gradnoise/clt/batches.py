@@ -24,6 +24,8 @@ import pandas as pd
 
 from gradnoise.tails import per_coordinate_alphas
 
+GATHER = 2**22  # values gathered at once when averaging minibatches (32 MiB of float64)
+
 
 def as_pool(per_example: np.ndarray) -> np.ndarray:
     """The per-example values as an N × C float64 matrix: trailing axes flattened (N × L × per_layer
@@ -46,18 +48,18 @@ def minibatch_noise(
     pool: np.ndarray, batch_size: int, n_draws: int, rng: np.random.Generator
 ) -> np.ndarray:
     """P × C: minibatch means of `n_draws` draws of `batch_size` distinct rows of `pool` (N × C),
-    minus the pool mean. As one product with the P × N selection matrix (1/B where drawn), whose cost
-    does not grow with B."""
+    minus the pool mean. The drawn rows are gathered and averaged a block of draws at a time (at most
+    ``GATHER`` values per block): P·B·C additions, not the P·N·C of a product with a selection
+    matrix."""
     n = len(pool)
     if not 1 <= batch_size <= n:
         raise ValueError(f"batch size must lie in [1, {n}], got {batch_size}")
-    keys = rng.random((n_draws, n))  # the B smallest keys of a row: a uniform B-subset
-    idx = np.argpartition(keys, batch_size - 1, axis=1)[:, :batch_size] if batch_size < n else None
-    if idx is None:
-        idx = np.broadcast_to(np.arange(n), (n_draws, n))
-    select = np.zeros((n_draws, n))
-    np.put_along_axis(select, idx, 1.0 / batch_size, axis=1)
-    return select @ pool - pool.mean(axis=0)
+    # a uniform B-subset per draw (Generator.choice without replacement: 2–3× faster here than the B
+    # smallest of N random keys per draw)
+    idx = np.stack([rng.choice(n, batch_size, replace=False) for _ in range(n_draws)])
+    block = max(1, GATHER // (batch_size * pool.shape[1]))
+    means = [pool[idx[i : i + block]].mean(axis=1) for i in range(0, n_draws, block)]
+    return np.concatenate(means) - pool.mean(axis=0)
 
 
 def coordinate_alphas(noise: np.ndarray) -> np.ndarray:

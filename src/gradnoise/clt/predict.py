@@ -60,17 +60,24 @@ def simulate_curves(
     "finite_variance" (Student-t, parameter ν)."""
     out = np.empty((n_pools, len(batch_sizes)))
     for i in range(n_pools):
-        rng = np.random.default_rng([seed, i])
-        shape = (n, len(scales))
-        if law == "sas":
-            pool = sample_sas(parameter, shape, rng)
-        elif law == "finite_variance":
-            pool = rng.standard_t(parameter, shape)
-        else:
-            raise ValueError(f"law must be one of {MODELS}, got {law!r}")
-        pool *= scales / robust_scale(pool)
+        pool = simulated_pool(law, parameter, scales, n, np.random.default_rng([seed, i]))
         out[i] = np.median(alphas_by_batch_size(pool, batch_sizes, n_draws, seed + i), axis=1)
     return out
+
+
+def simulated_pool(
+    law: str, parameter: float, scales: np.ndarray, n: int, rng: np.random.Generator
+) -> np.ndarray:
+    """n × len(scales) per-example values of one model: "sas" (SαS, parameter α) or
+    "finite_variance" (Student-t, parameter ν), each column at the given robust scale."""
+    shape = (n, len(scales))
+    if law == "sas":
+        pool = sample_sas(parameter, shape, rng)
+    elif law == "finite_variance":
+        pool = rng.standard_t(parameter, shape)
+    else:
+        raise ValueError(f"law must be one of {MODELS}, got {law!r}")
+    return pool * (scales / robust_scale(pool))
 
 
 def model_parameters(pool: np.ndarray, small_b_alpha: float) -> dict[str, float]:

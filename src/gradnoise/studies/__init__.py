@@ -64,6 +64,11 @@ FIGURE_SETS: dict[str, FigureSet] = {
         tables=("escape_sweeps", "escape_minima"),
         draw="gradnoise.studies.escape_law.plots:draw",
     ),
+    "alpha_stable_figures": FigureSet(
+        figures=("clt_alpha_vs_batch_size", "clt_hill_plot", "clt_per_example_ccdf"),
+        tables=("alpha_stable",),
+        draw="gradnoise.studies.alpha_stable.plots:draw",
+    ),
 }
 
 # Random labels: the pretraining arm, then per regime an arm trained from its weights (adversarial
@@ -126,21 +131,41 @@ STUDIES: dict[str, Study] = {
     ),
 }
 
-# Xie et al.'s escape laws (A1–A5): an add-on to Zhou et al.'s study where `escape.enabled`.
-ESCAPE_LAW = Study(
+# Add-ons to a study: claims decided on the same experiment where the config enables them
+# (``enabled_add_ons``), each with its own tables and figures.
+ESCAPE_LAW = Study(  # Xie et al.'s escape laws (A1–A5), where `escape.enabled`
     kind="escape_law",
     title="Escape laws of the real optimizers (Xie et al.)",
     claims="gradnoise.studies.escape_law.claims:claims",
     tables=("escape", "escape_sweeps", "escape_slopes", "escape_minima"),
     figure_sets=("escape_law_figures",),
 )
-ADD_ONS: dict[str, Study] = {"optimizers": ESCAPE_LAW}
+ALPHA_STABLE = Study(  # is the noise α-stable at all (S1–S3), where `alpha_stable.enabled`
+    kind="alpha_stable",
+    title="Is the gradient noise α-stable? (generalized CLT)",
+    claims="gradnoise.studies.alpha_stable.claims:claims",
+    tables=("alpha_stable",),
+    figure_sets=("alpha_stable_figures",),
+)
+ADD_ONS: dict[str, tuple[Study, ...]] = {"optimizers": (ESCAPE_LAW, ALPHA_STABLE)}
 
 
-def studies_of(kind: str, escape_enabled: bool) -> list[Study]:
-    """The study of an experiment of this kind, then its add-on where it is enabled."""
-    add_on = ADD_ONS.get(kind) if escape_enabled else None
-    return [STUDIES[kind], *([add_on] if add_on else [])]
+def enabled_add_ons(cfg: Mapping[str, Any], exp: Mapping[str, Any]) -> set[str]:
+    """The add-ons (kinds) an experiment's config enables: the escape-law stage for every experiment
+    where `escape.enabled`, the α-stable study where the experiment's `alpha_stable.enabled`."""
+    on = {"escape_law": cfg["escape"]["enabled"], "alpha_stable": exp["alpha_stable"]["enabled"]}
+    return {kind for kind, enabled in on.items() if enabled}
+
+
+def studies_of(kind: str, add_ons: set[str]) -> list[Study]:
+    """The study of an experiment of this kind, then those of its add-ons in `add_ons`."""
+    return [STUDIES[kind], *(a for a in ADD_ONS.get(kind, ()) if a.kind in add_ons)]
+
+
+def by_kind(kind: str) -> Study:
+    """A study or add-on by its kind (the claims stage's settings name them)."""
+    every = {**STUDIES, **{a.kind: a for adds in ADD_ONS.values() for a in adds}}
+    return every[kind]
 
 
 def study_roles(exp: dict[str, Any]) -> dict[str, str]:

@@ -20,7 +20,7 @@ SGD_FAMILY, ADAM_FAMILY = ("sgdm", "sgd"), ("adam", "adamw")  # paper's first
 PAIRED = ("C2", "C6", "C7", "C8")  # claims compared pair by pair
 
 CLAIMS = {
-    "C1": "The raw gradient noise of SGD and Adam reads heavier-tailed than Gaussian noise of the same per-coordinate scale (α̂ below its Gaussian surrogate's; whether the noise is α-stable with α < 2 is study alpha_stable's question).",
+    "C1": "The raw gradient noise of SGD and Adam reads heavier-tailed than Gaussian noise of the same per-coordinate scale (α̂ below its Gaussian surrogate's; whether the noise is α-stable with α < 2 is decided by S1–S3, study alpha_stable).",
     "C2": "SGD's noise is heavier-tailed than Adam's (α_SGD < α_Adam).",
     "C3": "Adam's moving average lightens the tails of its noise.",
     "C4": "Adam's coordinate-wise scaling removes much of the noise anisotropy.",
