@@ -22,11 +22,12 @@ for figure_set in FIGURE_SETS:
             mem_mb=3000,
             runtime=30,
         params:
+            figure_set=figure_set,  # bound now: the shell string is formatted when the job runs
             settings=figure_settings,
             inputs=input_arguments,
             outdir=lambda w: f"{RESULTS}/{w.experiment}/figures",
         shell:
-            f"python {{input.script:q}} {figure_set} --settings {{params.settings:q}} "
+            "python {input.script:q} {params.figure_set} --settings {params.settings:q} "
             "{params.inputs} --outdir {params.outdir:q} 2> {log:q}"
 
 
