@@ -15,13 +15,13 @@ import torch
 
 from gradnoise.clt.pool import Pool, PoolSettings, analyze
 from gradnoise.clt.table import SCHEMA
+from gradnoise.data import dataset_from
 from gradnoise.devices import resolve_device
 from gradnoise.io import ALL, load_checkpoint, write_parquet
 from gradnoise.models import build_model
 from gradnoise.noise import layers_of, stored_coordinates
 from gradnoise.per_example import chunk_for, per_example_gradients
 from gradnoise.provenance import check_checkpoint
-from gradnoise.train import dataset_from
 
 log = logging.getLogger("alpha_stable")
 
