@@ -225,7 +225,7 @@ def test_the_stage_scripts_run_end_to_end(tmp_path, monkeypatch, test_config):
     run_script(
         "figures", "alpha_stable_figures", *fig_args, "--outdir", str(figs), monkeypatch=monkeypatch
     )
-    for name in FIGURE_SETS["alpha_stable_figures"]:
+    for name in FIGURE_SETS["alpha_stable_figures"].figures:
         assert (figs / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
     unused = tmp_path / "unused.parquet"  # the claims stage's required tables S1–S3 do not read

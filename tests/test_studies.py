@@ -390,7 +390,7 @@ def test_the_registry_names_only_entry_points_tables_and_captions_that_exist():
         module, function = entry.split(":")
         return getattr(importlib.import_module(module), function)
 
-    for study in [*STUDIES.values(), *ADD_ONS.values()]:
+    for study in [*STUDIES.values(), *(a for adds in ADD_ONS.values() for a in adds)]:
         assert callable(resolve(study.claims)), study.kind
         assert set(study.tables) <= set(TABLES), study.kind
         assert set(study.figure_sets) <= set(FIGURE_SETS), study.kind

@@ -15,7 +15,8 @@ the alpha_stable stage's tables (``gradnoise.clt.table``). Every rule is ``above
   ``law_margin``, read as S2's.
 
 A claim holds only if every row does (``stats.all_of``): the premise is about both optimizers at every
-checkpoint. Runs whose checkpoint did not end ok are left out of their row (it says so).
+checkpoint. Runs whose checkpoint did not end ok are left out of their row and named ("diverged (left
+out): …", as in every claim).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pandas as pd
 
 from gradnoise.claims import ClaimSettings, Row, missing
 from gradnoise.io import ALL
+from gradnoise.readings import diverged_note
 from gradnoise.stats import Rule, SeedTest
 
 CLAIMS = {
@@ -132,12 +134,7 @@ def evaluate(table: pd.DataFrame, ss: AlphaStableSettings, cs: ClaimSettings) ->
     readings = Readings(table)
     rows: dict[str, list[Row]] = {claim: [] for claim in CLAIMS}
     for arm, step in keys:
-        bad = table[(table.arm == arm) & (table.step == step) & (table.status != "ok")]
-        note = (
-            f"; not ok (left out): {', '.join(f'seed{s} ({t})' for s, t in zip(bad.seed, bad.status, strict=True))}"
-            if len(bad)
-            else ""
-        )
+        note = diverged_note(table[(table.arm == arm) & (table.step == step)], arm)
         for claim, make in (("S1", _s1), ("S2", _s2), ("S3", _s3)):
             rows[claim].append(make(readings, arm, int(step), ss, cs, note))
     need = "alpha_stable stage's tables"
