@@ -1,6 +1,6 @@
 """Where a finished run's job time went, per stage, as ratios against a baseline kept in the repository.
 
-python benchmarks/pipeline.py [--logs logs] [--baseline benchmarks/baseline_default.json]
+python benchmarks/pipeline.py [--logs logs] [--experiment NAME] [--baseline benchmarks/baseline_default.json]
                               [--write-baseline] [--wall SECONDS]
 
 Snakemake writes one benchmark file per job (the `benchmark:` directive of every rule, next to the
@@ -47,6 +47,7 @@ STAGE_PATTERNS: list[tuple[str, str]] = [
     (r"^escape/minima/", "escape_minimum"),
     (r"^escape/minima", "escape_minima"),
     (r"^distance_fits", "distance_fits"),
+    (r"^alpha_stable/", "alpha_stable"),
     (r"figures", "figures"),
     (r"^claims", "claims"),
 ]
@@ -79,10 +80,10 @@ def read_benchmark(path: Path) -> tuple[float, float]:
     return float(row["s"]), (float(cpu) if cpu not in ("NA", "-", "") else 0.0)
 
 
-def read_jobs(logs: Path) -> list[Job]:
-    """Every job's benchmark under logs/<experiment>/…"""
+def read_jobs(logs: Path, experiment: str | None = None) -> list[Job]:
+    """Every job's benchmark under logs/<experiment>/… (of one experiment where named)."""
     jobs = []
-    for path in sorted(logs.rglob(f"*{SUFFIX}")):
+    for path in sorted((logs / experiment if experiment else logs).rglob(f"*{SUFFIX}")):
         relative = path.relative_to(logs).as_posix()
         below_experiment = relative.split("/", 1)[1] if "/" in relative else relative
         wall, cpu = read_benchmark(path)
@@ -188,6 +189,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logs", type=Path, default=Path("logs"))
     parser.add_argument(
+        "--experiment", help="only this experiment's jobs (logs/<experiment>/; default: all)"
+    )
+    parser.add_argument(
         "--baseline", type=Path, default=Path(__file__).with_name("baseline_default.json")
     )
     parser.add_argument(
@@ -201,7 +205,7 @@ def main() -> None:
     parser.add_argument("--note", default="", help="a line recorded with a new baseline")
     args = parser.parse_args()
 
-    stages = stage_totals(read_jobs(args.logs))
+    stages = stage_totals(read_jobs(args.logs, args.experiment))
     if not stages:
         raise SystemExit(f"no *{SUFFIX} under {args.logs}")
     if args.write_baseline:

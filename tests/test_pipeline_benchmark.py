@@ -103,3 +103,13 @@ def test_write_baseline_then_compare_gives_ratio_one(pipeline, tmp_path, monkeyp
     pipeline.main()
     total_line = [line for line in capsys.readouterr().out.splitlines() if line.startswith("total")]
     assert total_line and " 1.00 " in total_line[0]
+
+
+def test_one_experiments_jobs_and_the_alpha_stable_stage_are_told_apart(pipeline, tmp_path):
+    logs = make_logs(tmp_path)
+    write(logs / "exp/alpha_stable/sgd/seed0.benchmark.tsv", 9.0, 7.0)
+    write(logs / "other/train/sgd/seed0.benchmark.tsv", 30.0, 25.0)
+    everything = pipeline.stage_totals(pipeline.read_jobs(logs))
+    assert everything["train"]["jobs"] == 3 and everything["alpha_stable"]["cpu_s"] == 7.0
+    one = pipeline.stage_totals(pipeline.read_jobs(logs, "exp"))
+    assert one["train"] == {"jobs": 2, "wall_s": 22.0, "cpu_s": 17.5} and "other" not in one
