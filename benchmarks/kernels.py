@@ -66,7 +66,8 @@ def settings(iterations: int) -> dict:
 
 def train(pin: dict[str, str], iterations: int, folder: Path) -> tuple[float, str]:
     """Seconds of one training run in a fresh process under `pin`, and its final weights' hash."""
-    env = {k: v for k, v in os.environ.items() if k not in PINS["all_avx2"]} | pin
+    pinned = {k for p in PINS.values() for k in p}  # what a pin sets, unset for the others
+    env = {k: v for k, v in os.environ.items() if k not in pinned} | pin
     run_dir = folder / "run"
     start = time.perf_counter()
     subprocess.run(

@@ -61,12 +61,16 @@ class Tables:
             ignore_index=True,
         )
 
+    def _per_run(self, name: str, schema, keys: list[str]) -> pd.DataFrame:
+        """One file per run, concatenated; a run held by two files (a copy) is refused."""
+        tables = {f: read_parquet(f, schema=schema) for f in self.files(name)}
+        check_unique_runs(tables, keys)
+        return pd.concat([t.to_pandas() for t in tables.values()], ignore_index=True)
+
     @cached_property
     def runs(self) -> pd.DataFrame:
-        """One row per (arm, seed): the sharpness tables, each run held by one file only."""
-        sharpness = {f: read_parquet(f, schema=SHARPNESS_SCHEMA) for f in self.files("sharpness")}
-        check_unique_runs(sharpness, ["experiment", "arm", "seed"])
-        return pd.concat([t.to_pandas() for t in sharpness.values()], ignore_index=True)
+        """One row per (arm, seed): the sharpness tables."""
+        return self._per_run("sharpness", SHARPNESS_SCHEMA, ["experiment", "arm", "seed"])
 
     @cached_property
     def tails(self) -> pd.DataFrame:
@@ -99,9 +103,7 @@ class Tables:
 
     @cached_property
     def alpha_stable(self) -> pd.DataFrame:
-        """The α-stable stage's tables, one per run, each run held by one file only."""
-        tables = {
-            f: read_parquet(f, schema=ALPHA_STABLE_SCHEMA) for f in self.files("alpha_stable")
-        }
-        check_unique_runs(tables, ["experiment", "arm", "seed", "step"])
-        return pd.concat([t.to_pandas() for t in tables.values()], ignore_index=True)
+        """The α-stable stage's tables, one per run."""
+        return self._per_run(
+            "alpha_stable", ALPHA_STABLE_SCHEMA, ["experiment", "arm", "seed", "step"]
+        )
