@@ -27,4 +27,3 @@ rule alpha_stable:
     shell:
         "python {input.script:q} --settings {params.settings:q} "
         "--checkpoints {input.checkpoints:q} --out {output:q} --threads {threads} 2> {log:q}"
-
