@@ -224,6 +224,13 @@ def main() -> None:
         f" run CPU {baseline.get('run_cpu_s')} s; {baseline.get('note', '')}"
     )
     print(format_table(compare(stages, baseline["stages"])))
+    base_cpu, base_wall = baseline.get("run_cpu_s"), baseline.get("run_wall_s")
+    if args.cpu and base_cpu:
+        print(
+            f"run CPU (exact, /usr/bin/time): {args.cpu:.1f} s, {args.cpu / base_cpu:.2f}× the baseline's"
+        )
+    if args.wall and base_wall:
+        print(f"run wall: {args.wall:.1f} s, {args.wall / base_wall:.2f}× the baseline's")
 
 
 if __name__ == "__main__":

@@ -228,11 +228,12 @@ def loss_problem(model: nn.Module, loss_fn: LossFn, batch: Any) -> str | None:
     return None
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_classifier(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = EVAL_CHUNK
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (%) of a zoo classifier in eval mode."""
+    """Mean cross-entropy and accuracy (%) of a zoo classifier in eval mode (inference mode: no
+    version counters or views tracked, the same values; the zoo's models keep no tensors from it)."""
     was_training = model.training
     model.eval()
     loss, correct = 0.0, 0
@@ -244,7 +245,7 @@ def evaluate_classifier(
     return loss / len(y), 100.0 * correct / len(y)
 
 
-@torch.no_grad()
+@torch.no_grad()  # not inference mode: a factory model may cache tensors it later trains with
 def evaluate_any(
     model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, chunk: int = EVAL_CHUNK
 ) -> tuple[float, float]:
