@@ -273,6 +273,40 @@ def test_bootstrap_order_statistics_equal_explicit_replicates():
     )
 
 
+def test_bootstrap_shortcuts_equal_the_estimators_on_explicit_replicates():
+    """Each shortcut of the bootstrap against the estimator on the replicate itself: block sums and
+    log-means from the drawn rows (independent rows), strided blocks without a gather (averaged
+    view), Hill from the sorted replicate's two ends; and Hill from counts when most values are 0
+    (a replicate whose k + 1 largest reach a zero: inf, or 0 for a zero threshold alone)."""
+    from gradnoise.estimators import EPS
+    from gradnoise.tails import standardize
+    from gradnoise.tails.block_estimators import _block_estimates, _inverse_alphas
+    from gradnoise.tails.bootstrap import _Resampled, _ResampledBlocks, _sorted_estimates
+    from gradnoise.tails.coordinate_estimators import _hill_rows
+    from gradnoise.views import RowDependence
+
+    rng = np.random.default_rng(1)
+    z = standardize(stats.levy_stable.rvs(1.4, 0, size=(50, 7), random_state=rng))
+    idx = rng.integers(0, 50, (20, 50))
+    blocks = RowDependence(50, 1).blocks()
+    fast = _ResampledBlocks(z, blocks).estimates(idx)
+    for name, values in _block_estimates(z[idx], blocks).items():
+        np.testing.assert_allclose(fast[name], values, rtol=1e-12, err_msg=name)
+    strided = RowDependence.of(400, 0.9, 0.05).blocks()
+    a = rng.standard_normal((3, 400, 5))
+    log_y = np.log(np.abs(a[:, strided].sum(axis=2)) + EPS).mean(1)
+    log_x = np.log(np.abs(a[:, : strided.size]) + EPS).mean(1)
+    expected = (log_y - log_x) / math.log(strided.shape[1])
+    np.testing.assert_array_equal(_inverse_alphas(a, strided)[0], expected)
+    x = a.reshape(3, -1)
+    np.testing.assert_array_equal(_sorted_estimates(x, 29)["hill"], _hill_rows(np.abs(x), 29))
+    sparse = np.where(rng.random((50, 7)) < 0.85, 0.0, z)
+    counts = np.stack([np.bincount(i, minlength=50) for i in idx])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        direct = _hill_rows(np.abs(sparse[idx].reshape(20, -1)), 17)
+    np.testing.assert_allclose(_Resampled(sparse).hill(counts, 17), direct, rtol=1e-12)
+
+
 @pytest.mark.parametrize("p", [116, 200, 400, 2000])
 def test_blocks_of_the_averaged_view_hold_rows_two_lags_apart(p):
     from gradnoise.views import RowDependence, averaging_matrix, circular_ema, innovations

@@ -93,8 +93,16 @@ def alpha_mcculloch(x: np.ndarray) -> float:
 
 def mcculloch_from_quantiles(q05: float, q25: float, q75: float, q95: float) -> float:
     """α from ν = (q95 − q05)/(q75 − q25) through the shipped table, clipped to [0.5, 2]."""
-    if q75 <= q25:
-        return math.nan
-    nu = (q95 - q05) / (q75 - q25)
+    return float(mcculloch_from_quantile_rows(np.array([[q05, q25, q75, q95]]))[0])
+
+
+def mcculloch_from_quantile_rows(q: np.ndarray) -> np.ndarray:
+    """``mcculloch_from_quantiles`` of each row of q (B × 4: q05, q25, q75, q95); NaN where
+    q75 ≤ q25."""
+    q05, q25, q75, q95 = np.asarray(q, dtype=np.float64).T
+    spread = q75 > q25
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nu = (q95 - q05) / (q75 - q25)
     nus, alphas = _mcculloch_table()  # ν decreases as α grows; np.interp needs increasing ν
-    return float(np.clip(np.interp(nu, nus[::-1], alphas[::-1]), 0.5, 2.0))
+    alpha = np.clip(np.interp(nu, nus[::-1], alphas[::-1]), 0.5, 2.0)
+    return np.where(spread, alpha, np.nan)

@@ -3,12 +3,73 @@ stored coordinates, in vectorized batches."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from gradnoise.estimators import mcculloch_from_quantiles
-from gradnoise.tails.block_estimators import _block_estimates, _log_abs, standardize
+from gradnoise.estimators import mcculloch_from_quantile_rows
+from gradnoise.tails.block_estimators import (
+    _block_estimates,
+    _estimates_of_inverse,
+    _log_abs,
+    standardize,
+)
 from gradnoise.tails.coordinate_estimators import MCCULLOCH_QUANTILES, hill_k
 from gradnoise.views import RowDependence, circular_ema, innovations
+
+
+class _Order:
+    """One order of the N pooled values, as the rows (of P) that hold them, for running counts of
+    resampled rows along it: in replicate b, position i counts counts[b, rows[i]] times. The order is
+    cut into chunks of ⌈√N⌉ positions; one product counts @ (P × chunks: how often each row occurs
+    in each chunk) gives every replicate's count per chunk, and only the chunk where a search ends is
+    expanded, instead of a running sum over all B × N positions. Counts are whole numbers in float64,
+    so every count is exact; `values` (one per position) are what ``prefix`` weights them by."""
+
+    def __init__(self, rows: np.ndarray, p: int, values: np.ndarray) -> None:
+        n = rows.size
+        self.size = n
+        self.width = width = math.isqrt(n - 1) + 1
+        n_chunks = -(-n // width)
+        cell = rows * n_chunks + np.arange(n) // width
+        self.per_chunk = np.bincount(cell, minlength=p * n_chunks).reshape(p, n_chunks) * 1.0
+        sums = np.bincount(cell, weights=values, minlength=p * n_chunks)
+        self.value_per_chunk = sums.reshape(p, n_chunks)
+        # padded by a chunk of row p (no replicate draws it), where a search past the end ends
+        self.rows = np.full((n_chunks + 1) * width, p)
+        self.rows[:n] = rows
+        self.values = np.zeros(self.rows.size)
+        self.values[:n] = values
+
+    def _expand(self, counts: np.ndarray, chunk: np.ndarray) -> np.ndarray:
+        """counts of the positions of `chunk` (B × T chunk indices): B × T × width."""
+        pos = chunk[..., None] * self.width + np.arange(self.width)
+        padded = np.concatenate([counts, np.zeros((len(counts), 1))], axis=1)
+        return padded[np.arange(len(counts))[:, None, None], self.rows[pos]]
+
+    def search(self, counts: np.ndarray, targets: np.ndarray, side: str) -> np.ndarray:
+        """np.searchsorted(np.cumsum(counts[b, rows]), targets[b], side) for each replicate b
+        (counts B × P, targets B × T whole numbers): the first position whose running count is
+        > the target (side "right") or ≥ it ("left")."""
+        cum = np.cumsum(counts @ self.per_chunk, axis=1)
+        stop = np.less_equal if side == "right" else np.less
+        chunk = stop(cum[:, None, :], targets[:, :, None]).sum(axis=2)
+        before = np.take_along_axis(np.pad(cum, ((0, 0), (1, 0))), chunk, axis=1)
+        run = before[..., None] + np.cumsum(self._expand(counts, chunk), axis=2)
+        inside = stop(run, targets[..., None]).sum(axis=2)
+        return np.minimum(chunk * self.width + inside, self.size)
+
+    def prefix(self, counts: np.ndarray, ends: np.ndarray, weighted: bool) -> np.ndarray:
+        """Σ over positions i < ends[b] of counts[b, rows[i]] (times values[i] if `weighted`),
+        for each replicate b (ends: B whole numbers ≤ N)."""
+        per_chunk = self.value_per_chunk if weighted else self.per_chunk
+        chunk = ends // self.width
+        full = np.cumsum(np.pad(counts @ per_chunk, ((0, 0), (1, 0))), axis=1)
+        w = self._expand(counts, chunk[:, None])[:, 0]
+        if weighted:
+            w = w * self.values[chunk[:, None] * self.width + np.arange(self.width)]
+        left = np.arange(self.width)[None, :] < (ends - chunk * self.width)[:, None]
+        return full[np.arange(len(counts)), chunk] + np.where(left, w, 0.0).sum(axis=1)
 
 
 class _Resampled:
@@ -19,67 +80,82 @@ class _Resampled:
     the intervals move by less than their Monte Carlo error, ≈ 0.01)."""
 
     def __init__(self, z: np.ndarray) -> None:
-        n = z.shape[1]
+        p, n = z.shape
         flat = z.reshape(-1)
         up = np.argsort(flat, kind="stable")
-        self.values, self.rows_up = flat[up], up // n
+        self.values = flat[up]
+        self.up = _Order(up // n, p, self.values)
         a = np.abs(flat)
         down = np.argsort(-a, kind="stable")
-        self.abs_down, self.rows_down = a[down], down // n
         with np.errstate(divide="ignore"):
-            self.log_abs_down = np.log(self.abs_down)
-
-    @staticmethod
-    def _find(cum: np.ndarray, targets: np.ndarray, side: str) -> np.ndarray:
-        """np.searchsorted of each row of targets (B × m, whole numbers) in the same row of cum
-        (B × N, rows increasing), one row at a time: the targets are few, and one call on the
-        flattened rows would convert all B × N counts to floats."""
-        t = targets.astype(cum.dtype)
-        return np.stack([np.searchsorted(c, r, side) for c, r in zip(cum, t, strict=True)])
+            self.log_abs_down = np.log(a[down])
+        self.down = _Order(down // n, p, self.log_abs_down)
 
     def quantiles(self, counts: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
-        """np.quantile's linear rule on each replicate (B × len(qs))."""
-        cum = np.cumsum(counts[:, self.rows_up], axis=1, dtype=counts.dtype)
-        h = np.asarray(qs)[None, :] * (cum[:, -1:] - 1)
+        """np.quantile's linear rule on each replicate (B × len(qs)); counts: B × P."""
+        counts = np.asarray(counts, dtype=np.float64)
+        total = counts.sum(axis=1, keepdims=True) * (self.up.size // counts.shape[1])
+        h = np.asarray(qs)[None, :] * (total - 1)
         lo = np.floor(h)
-        i = self._find(cum, lo, "right")
-        j = np.minimum(self._find(cum, lo + 1, "right"), cum.shape[1] - 1)
+        ij = self.up.search(counts, np.concatenate([lo, lo + 1], axis=1), "right")
+        i, j = ij[:, : len(qs)], np.minimum(ij[:, len(qs) :], self.up.size - 1)
         return self.values[i] + (h - lo) * (self.values[j] - self.values[i])
 
     def hill(self, counts: np.ndarray, k: int) -> np.ndarray:
-        """Hill's estimate with the k largest |values| of each replicate (as _hill_rows). Only a
-        prefix of the sorted values can hold them: the first positions whose counts reach k + 1."""
-        length = min(len(self.rows_down), 4 * (k + 1))
-        while True:
-            w = counts[:, self.rows_down[:length]]
-            cum = np.cumsum(w, axis=1)
-            if cum[:, -1].min() >= k + 1 or length == len(self.rows_down):
-                break
-            length = min(len(self.rows_down), 2 * length)
-        logs = self.log_abs_down[:length]
-        i_k = self._find(cum, np.full((len(w), 1), k), "left")[:, 0]  # holds the k-th largest
-        i_t = self._find(cum, np.full((len(w), 1), k + 1), "left")[:, 0]  # the (k+1)-th: threshold
-        before = np.where(i_k > 0, cum[np.arange(len(w)), np.maximum(i_k - 1, 0)], 0)
-        upto = np.arange(length)[None, :] < i_k[:, None]
-        top = (w * logs * upto).sum(axis=1) + (k - before) * logs[i_k]
-        inv = top / k - logs[i_t]
-        with np.errstate(divide="ignore"):
+        """Hill's estimate with the k largest |values| of each replicate (as _hill_rows): the
+        positions, in decreasing |value|, that hold the k-th and (k+1)-th largest, and the counted
+        log |values| before the k-th."""
+        counts = np.asarray(counts, dtype=np.float64)
+        targets = np.repeat([[k, k + 1]], len(counts), axis=0)
+        i_k, i_t = self.down.search(counts, targets, "left").T  # the k-th; the (k+1)-th: threshold
+        before = self.down.prefix(counts, i_k, weighted=False)
+        # zero values have log −inf: where the k largest reach one, top is −inf or NaN, and the
+        # estimate is inf, as _hill_rows reads it; a zero threshold alone gives 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            logs = self.down.prefix(counts, i_k, weighted=True)
+            inv = (logs + (k - before) * self.log_abs_down[i_k]) / k - self.log_abs_down[i_t]
             return np.where(inv > 0, 1.0 / inv, np.inf)
 
 
 def _sorted_estimates(x: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """McCulloch and Hill on each row of x (B × N) from one sort of the values and one of |values|
-    (numpy's vectorized sort beats a partition at these sizes)."""
+    """McCulloch and Hill on each row of x (B × N) from one sort of the values (numpy's vectorized
+    sort beats a partition at these sizes): the k + 1 largest |values| are among the k + 1 smallest
+    and the k + 1 largest values."""
+    n = x.shape[1]
     v = np.sort(x, axis=1)
-    h = np.asarray(MCCULLOCH_QUANTILES) * (x.shape[1] - 1)  # np.quantile's linear rule
+    h = np.asarray(MCCULLOCH_QUANTILES) * (n - 1)  # np.quantile's linear rule
     lo = np.floor(h).astype(int)
-    hi = np.minimum(lo + 1, x.shape[1] - 1)
+    hi = np.minimum(lo + 1, n - 1)
     q = v[:, lo] + (h - lo) * (v[:, hi] - v[:, lo])
-    top = np.sort(np.abs(x), axis=1)[:, x.shape[1] - k - 1 :]
+    ends = v if 2 * (k + 1) >= n else np.concatenate([v[:, : k + 1], v[:, n - k - 1 :]], axis=1)
+    top = np.sort(np.abs(ends), axis=1)[:, ends.shape[1] - k - 1 :]
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.log(top[:, 1:] / top[:, :1]).mean(axis=1)
         hill = np.where(inv > 0, 1.0 / inv, np.inf)
-    return {"mcculloch": np.array([mcculloch_from_quantiles(*row) for row in q]), "hill": hill}
+    return {"mcculloch": mcculloch_from_quantile_rows(q), "hill": hill}
+
+
+class _ResampledBlocks:
+    """The block estimators on resampled rows of z (P × n), blocks as `blocks` (n_blocks × K1 row
+    positions covering 0 … n_blocks·K1 − 1, as in ``_inverse_alphas``), without forming each
+    replicate: a block's sum adds the drawn rows of z, and a replicate's mean log |value| is its
+    counts of the rows drawn at the covered positions times the rows' log |values|."""
+
+    def __init__(self, z: np.ndarray, blocks: np.ndarray) -> None:
+        self.z, self.log_z, self.blocks = z, _log_abs(z), blocks
+
+    def estimates(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Every block estimator on the replicates z[idx] (idx: B × P row indices)."""
+        nb, p = idx.shape
+        m = self.blocks.size
+        rows = idx[:, self.blocks]
+        y = self.z[rows[..., 0]]
+        for j in range(1, self.blocks.shape[1]):  # the order of _inverse_alphas' sum
+            y += self.z[rows[..., j]]
+        counts = np.bincount((idx[:, :m] + p * np.arange(nb)[:, None]).ravel(), minlength=nb * p)
+        mean_log_z = counts.reshape(nb, p).astype(np.float64) @ self.log_z / m
+        inv = (_log_abs(y).mean(1) - mean_log_z) / math.log(self.blocks.shape[1])
+        return _estimates_of_inverse(inv)
 
 
 def bootstrap_estimates(
@@ -92,10 +168,11 @@ def bootstrap_estimates(
     beta: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Bootstrap of every estimator over the independent draws behind c (P × n, stored order), in
-    vectorized batches of replicates. Independent rows (`beta` None): resampled rows, the order
-    statistics from the rows' counts (``_Resampled``). The averaged view (`beta`): the draws are
-    recovered from the EMA, resampled, and averaged again (``gradnoise.views``), so a replicate has
-    the view's dependence; the estimators then take `dep`'s blocks as on the data."""
+    vectorized batches of replicates. Independent rows (`beta` None): resampled rows, the block sums
+    and order statistics from the rows' counts (``_ResampledBlocks``, ``_Resampled``). The averaged
+    view (`beta`): the draws are recovered from the EMA, resampled, and averaged again
+    (``gradnoise.views``), so a replicate has the view's dependence; the estimators then take `dep`'s
+    blocks as on the data."""
     z = standardize(c)
     p, n = z.shape
     blocks = dep.blocks()
@@ -105,8 +182,7 @@ def bootstrap_estimates(
         draws = innovations(z, beta, axis=0)
     else:
         sample = _Resampled(z)
-        log_z = _log_abs(z)
-        count_type = np.int32 if p * n < 2**31 else np.int64
+        resampled_blocks = _ResampledBlocks(z, blocks)
     reps: dict[str, list[np.ndarray]] = {}
     for start in range(0, n_boot, per_batch):
         nb = min(per_batch, n_boot - start)
@@ -116,12 +192,13 @@ def bootstrap_estimates(
             est = _block_estimates(a, blocks)
             est.update(_sorted_estimates(a.reshape(nb, -1), k))
         else:
-            est = _block_estimates(z[idx], blocks, log_z[idx])
+            est = resampled_blocks.estimates(idx)
             # counts of each row of z in each replicate
             counts = np.bincount((idx + p * np.arange(nb)[:, None]).ravel(), minlength=nb * p)
-            counts = counts.reshape(nb, p).astype(count_type)
-            q = sample.quantiles(counts, MCCULLOCH_QUANTILES)
-            est["mcculloch"] = np.array([mcculloch_from_quantiles(*row) for row in q])
+            counts = counts.reshape(nb, p).astype(np.float64)
+            est["mcculloch"] = mcculloch_from_quantile_rows(
+                sample.quantiles(counts, MCCULLOCH_QUANTILES)
+            )
             est["hill"] = sample.hill(counts, k)
         for name, values in est.items():
             reps.setdefault(name, []).append(values)
