@@ -76,7 +76,7 @@ def test_hill_curve_is_hills_estimate_at_every_k() -> None:
 
 def test_minibatches_hold_distinct_examples_and_are_centered() -> None:
     pool = np.eye(N)[:, :50] * N  # column j is N at example j: a draw's mean shows who is in it
-    noise = minibatch_noise(pool, 200, 30, np.random.default_rng(0))
+    noise = minibatch_noise(pool, 200, 30, seed=0)
     counts = (noise + 1) * 200 / N  # how often each of the first 50 examples was drawn
     assert np.allclose(counts, counts.round()) and counts.round().max() <= 1
 
@@ -198,3 +198,54 @@ def test_student_t_fit_of_every_column_reaches_scipys_maximum_likelihood() -> No
         ref = stats.t.logpdf(col, ref_nu, 0, ref_scale).sum()
         assert loglik[j] == pytest.approx(stats.t.logpdf(col, nu[j], 0, scale[j]).sum())
         assert loglik[j] >= ref - 1e-6 and nu[j] == pytest.approx(ref_nu, rel=1e-3)
+
+
+def test_sas_fit_is_the_best_of_its_grid_of_likelihoods() -> None:
+    from gradnoise.clt.laws import _unit_iqr, fit_sas, sas_logpdf
+    from gradnoise.estimators import alpha_mcculloch
+
+    x = sample_sas(1.4, 400, np.random.default_rng(13)) * 3.0
+    start = round(float(np.clip(alpha_mcculloch(x), 0.7, 2.0)), 2)
+    q25, q75 = np.quantile(x, [0.25, 0.75])
+    grid = [  # (log-likelihood, α, scale) in the fit's order: the first best wins
+        (float(sas_logpdf(x, float(a), float(s)).sum()), float(a), float(s))
+        for a in np.unique(np.clip(start + 0.02 * np.arange(-5, 6), 0.7, 2.0).round(2))
+        for s in (q75 - q25) / _unit_iqr(float(a)) * np.exp(0.04 * np.arange(-3, 4))
+    ]
+    loglik, alpha, scale = max(grid, key=lambda g: g[0])
+    assert fit_sas(x) == (alpha, scale, loglik)
+
+
+def test_gaussian_densities_and_tails_are_scipy_stats_own_to_the_bit() -> None:
+    from scipy import stats
+    from scipy.special import ndtr, stdtr
+
+    from gradnoise.clt.laws import norm_logpdf
+
+    x = np.random.default_rng(14).standard_t(2, 1000) * 3
+    np.testing.assert_array_equal(norm_logpdf(x, 2.7), stats.norm.logpdf(x, 0, 2.7))
+    np.testing.assert_array_equal(norm_logpdf(x), stats.norm.logpdf(x))
+    a = np.abs(x)
+    np.testing.assert_array_equal(2 * ndtr(-(a / 2.7)), 2 * stats.norm.sf(a / 2.7))
+    np.testing.assert_array_equal(2 * stdtr(3.3, -(a / 2.7)), 2 * stats.t.sf(a / 2.7, 3.3))
+
+
+def test_minibatch_noise_is_the_mean_of_each_draws_rows_to_the_bit() -> None:
+    from gradnoise.clt.batches import draws
+
+    pool = np.asfortranarray(_pool("sas1.5", 7, seed=15))  # columns selected: Fortran order
+    for b in (1, 9, 130):
+        idx = draws(len(pool), b, 50, 4)
+        want = pool[idx].mean(axis=1) - pool.mean(axis=0)
+        np.testing.assert_array_equal(minibatch_noise(pool, b, 50, seed=4), want)
+
+
+def test_hill_estimates_need_only_the_largest_order_statistics() -> None:
+    from gradnoise.clt.hill import _descending_abs, hill_curves
+
+    x = _pool("t3", 5, seed=16)
+    np.testing.assert_array_equal(_descending_abs(x, 201), _descending_abs(x)[:, :201])
+    ks = np.array([10, 100, 1999])
+    curves = hill_curves(x, ks)
+    for j in range(5):
+        np.testing.assert_array_equal(curves[j], hill_curve(x[:, j], ks)[1])

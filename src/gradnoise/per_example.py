@@ -73,7 +73,9 @@ def _reducer(layers: list[Layer], coord_index: np.ndarray, device: torch.device)
         for i, (name, live, local) in enumerate(picks):
             g = grads[name].reshape(n, -1)
             coords[:, i, live] = g[:, local].float()
-            norms[:, i] = torch.linalg.vector_norm(g.double(), dim=1)
+            # summed in float64 as read: the bits of a float64 copy's norm, without the copy (twice
+            # the layer's per-example gradients, which chunk_for does not count)
+            norms[:, i] = torch.linalg.vector_norm(g, dim=1, dtype=torch.float64)
         return coords.cpu().numpy(), norms.cpu().numpy()
 
     return reduce

@@ -19,12 +19,12 @@ in the interval: for real gradients read it as the spread over coordinates, not 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 
 from gradnoise.tails import per_coordinate_alphas
-
-GATHER = 2**22  # values gathered at once when averaging minibatches (32 MiB of float64)
 
 
 def as_pool(per_example: np.ndarray) -> np.ndarray:
@@ -44,22 +44,36 @@ def draw_rng(seed: int, batch_size: int) -> np.random.Generator:
     return np.random.default_rng([seed, batch_size])
 
 
-def minibatch_noise(
-    pool: np.ndarray, batch_size: int, n_draws: int, rng: np.random.Generator
-) -> np.ndarray:
-    """P × C: minibatch means of `n_draws` draws of `batch_size` distinct rows of `pool` (N × C),
-    minus the pool mean. The drawn rows are gathered and averaged a block of draws at a time (at most
-    ``GATHER`` values per block): P·B·C additions, not the P·N·C of a product with a selection
-    matrix."""
-    n = len(pool)
+@lru_cache(maxsize=256)  # the stage reuses 76 at its default settings (≈ 16 MiB)
+def draws(n: int, batch_size: int, n_draws: int, seed: int) -> np.ndarray:
+    """n_draws × batch_size row indices: draw k holds `batch_size` distinct rows of `n`, from
+    ``draw_rng(seed, batch_size)``. They depend on no pool's values, so every pool of n rows resampled
+    at this seed and batch size (both checkpoints' measured pools, and simulated pools that share a
+    seed) reuses them: cached, read-only."""
     if not 1 <= batch_size <= n:
         raise ValueError(f"batch size must lie in [1, {n}], got {batch_size}")
+    rng = draw_rng(seed, batch_size)
     # a uniform B-subset per draw (Generator.choice without replacement: 2–3× faster here than the B
     # smallest of N random keys per draw)
     idx = np.stack([rng.choice(n, batch_size, replace=False) for _ in range(n_draws)])
-    block = max(1, GATHER // (batch_size * pool.shape[1]))
-    means = [pool[idx[i : i + block]].mean(axis=1) for i in range(0, n_draws, block)]
-    return np.concatenate(means) - pool.mean(axis=0)
+    idx.flags.writeable = False
+    return idx
+
+
+def minibatch_noise(pool: np.ndarray, batch_size: int, n_draws: int, seed: int) -> np.ndarray:
+    """P × C: minibatch means of `n_draws` draws of `batch_size` distinct rows of `pool` (N × C)
+    (``draws``), minus the pool mean. P·B·C additions, not the P·N·C of a product with a selection
+    matrix: each draw's sum is accumulated one row of the draw at a time over all P draws, so the
+    working set is one P × C block, not the P × B × C gather (numpy's reduction over the middle axis
+    of that gather adds in the same order, so the sums are the same to the bit). The rows are read
+    from a C-ordered copy (a pool whose columns were selected is Fortran-ordered, and gathering its
+    rows is slow); the pool mean is the pool's own, whose order decides how numpy sums it."""
+    idx = draws(len(pool), batch_size, n_draws, seed)
+    rows = np.ascontiguousarray(pool)
+    total = rows[idx[:, 0]]
+    for j in range(1, batch_size):
+        total += rows[idx[:, j]]
+    return total / batch_size - pool.mean(axis=0)
 
 
 def coordinate_alphas(noise: np.ndarray) -> np.ndarray:
@@ -72,10 +86,7 @@ def alphas_by_batch_size(
 ) -> np.ndarray:
     """len(batch_sizes) × C per-coordinate α̂ of the minibatch noise of the pool (N × C)."""
     return np.stack(
-        [
-            coordinate_alphas(minibatch_noise(pool, b, n_draws, draw_rng(seed, b)))
-            for b in batch_sizes
-        ]
+        [coordinate_alphas(minibatch_noise(pool, b, n_draws, seed)) for b in batch_sizes]
     )
 
 

@@ -47,10 +47,13 @@ def k_grid(n: int, k_min: int = K_MIN, k_max: int | None = None, size: int = GRI
     return np.unique(np.geomspace(k_min, k_max, size).round().astype(np.int64))
 
 
-def _descending_abs(x: np.ndarray) -> np.ndarray:
-    """C × N: each column of x (N × C) as |x| sorted in decreasing order."""
-    a = np.abs(np.asarray(x, dtype=np.float64))
-    return -np.sort(-a.T, axis=1)
+def _descending_abs(x: np.ndarray, k: int | None = None) -> np.ndarray:
+    """C × k: each column of x (N × C) as |x| sorted in decreasing order, its k largest (default:
+    all): Hill's estimate at k reads only the k + 1 largest, which a partition finds in O(N)."""
+    a = -np.abs(np.asarray(x, dtype=np.float64)).T
+    if k is not None and k < a.shape[1]:
+        a = np.partition(a, k - 1, axis=1)[:, :k]
+    return -np.sort(a, axis=1)
 
 
 def _hill(top: np.ndarray, ks: np.ndarray) -> np.ndarray:
@@ -62,13 +65,19 @@ def _hill(top: np.ndarray, ks: np.ndarray) -> np.ndarray:
         return np.where(np.isfinite(inv) & (inv > 0), 1.0 / inv, np.nan)
 
 
+def hill_curves(x: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """Hill's exponent of each column of x (N × C) at each number of order statistics in `ks`:
+    C × len(ks)."""
+    ks = np.asarray(ks, dtype=np.int64)
+    return _hill(_descending_abs(x, int(ks.max(initial=0)) + 1), ks)
+
+
 def hill_curve(values: np.ndarray, ks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Hill's exponent against the number of order statistics (the Hill plot): (ks, α̂_k); by default
     every k from 2 to n // 2."""
-    top = _descending_abs(np.asarray(values).reshape(-1, 1))
-    n = top.shape[1]
+    n = np.size(values)
     ks = np.arange(2, max(3, n // 2)) if ks is None else np.asarray(ks, dtype=np.int64)
-    return ks, _hill(top, ks)[0]
+    return ks, hill_curves(np.reshape(values, (-1, 1)), ks)[0]
 
 
 def _ks_distances(top: np.ndarray, ks: np.ndarray, alphas: np.ndarray) -> np.ndarray:
@@ -95,8 +104,8 @@ def tail_exponents(
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
-    top = _descending_abs(x)
-    ks = k_grid(top.shape[1], k_min, k_max)
+    ks = k_grid(len(x), k_min, k_max)
+    top = _descending_abs(x, int(ks.max()) + 1)
     alphas = _hill(top, ks)
     d = _ks_distances(top, ks, alphas)
     best = np.argmin(d, axis=1)

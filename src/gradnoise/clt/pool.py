@@ -24,11 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy.special import ndtr, stdtr
 
 from gradnoise.clt import best_laws, compare_with_predictions, hill_curve, shares_by_layer
-from gradnoise.clt.batches import draw_rng, minibatch_noise
-from gradnoise.clt.hill import tail_exponent_interval, tail_exponents
+from gradnoise.clt.batches import minibatch_noise
+from gradnoise.clt.hill import hill_curves, tail_exponent_interval, tail_exponents
 from gradnoise.clt.laws import LAWS, fit_sas, fit_student_t, fit_student_t_columns, sas_abs_sf
 from gradnoise.clt.predict import Comparison, simulated_pool
 from gradnoise.clt.table import MODELS
@@ -140,7 +140,7 @@ def norm_and_hill_rows(pool: Pool, s: PoolSettings) -> list[dict]:
     rows = []
     for i, layer in enumerate(pool.layer_names):
         cols = np.flatnonzero(pool.layers == layer)
-        curves = np.array([hill_curve(pool.noise[:, j], ks)[1] for j in cols]).reshape(-1, len(ks))
+        curves = hill_curves(pool.noise[:, cols], ks)
         median = [
             np.median(c[np.isfinite(c)]) if np.isfinite(c).any() else np.nan for c in curves.T
         ]
@@ -209,7 +209,7 @@ def law_rows(
     (simulated pools of the same N and scales, S2's parameters), and the best laws' shares."""
     sub = pool.noise[:, cols]
     rng = np.random.default_rng([s.seed, 2])
-    noise = minibatch_noise(sub, batch_size, s.n_draws, draw_rng(s.seed, batch_size))
+    noise = minibatch_noise(sub, batch_size, s.n_draws, s.seed)
     fits = best_laws(noise, pool.layers[cols])
     value, low, high = median_interval(1.0 / fits.nu.to_numpy(), s.bootstrap, rng)
     rows = [
@@ -221,9 +221,7 @@ def law_rows(
         for i in range(s.n_pools):
             rng_i = np.random.default_rng([s.seed, 3, j, i])
             simulated = simulated_pool(model, params[model], scales, len(sub), rng_i)
-            draws = minibatch_noise(
-                simulated, batch_size, s.n_draws, draw_rng(s.seed + i + 1, batch_size)
-            )
+            draws = minibatch_noise(simulated, batch_size, s.n_draws, s.seed + i + 1)
             sims.append(np.median(t_tail_index(draws)))
         low, high = np.quantile(sims, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
         value = float(np.median(sims))
@@ -256,8 +254,8 @@ def ccdf_rows(pool: Pool, exps: np.ndarray) -> list[dict]:
     laws = {
         "empirical": (ranks / len(a), np.nan, np.nan),
         "sas": (sas_abs_sf(x, alpha, sas_scale), alpha, sas_scale),
-        "student_t": (2 * stats.t.sf(x / t_scale, nu), nu, t_scale),
-        "gaussian": (2 * stats.norm.sf(x / sigma), sigma, sigma),
+        "student_t": (2 * stdtr(nu, -(x / t_scale)), nu, t_scale),  # scipy.stats.t.sf's own
+        "gaussian": (2 * ndtr(-(x / sigma)), sigma, sigma),  # scipy.stats.norm.sf's
     }
     layer, index = str(pool.layers[j]), int(pool.index[j])
     rows = []
