@@ -200,6 +200,19 @@ def test_student_t_fit_of_every_column_reaches_scipys_maximum_likelihood() -> No
         assert loglik[j] >= ref - 1e-6 and nu[j] == pytest.approx(ref_nu, rel=1e-3)
 
 
+def test_student_t_scales_newton_stays_at_a_root_it_has_found() -> None:
+    from gradnoise.clt.laws import _bracket, _t_log_scale2
+
+    rng = np.random.default_rng(11)
+    x2 = np.square(np.concatenate([sample_sas(1.3, (400, 8), rng), rng.standard_t(3, (400, 8))], 1))
+    start, lo, hi = _bracket(x2)
+    for nu in (0.3, 3.0, 300.0):
+        root = _t_log_scale2(x2, np.full(16, nu), start, lo, hi)
+        again = _t_log_scale2(x2, np.full(16, nu), root, lo, hi)
+        # a column at its root is not sent to the bracket's midpoint and bisected back (≈ 10⁻⁸ off)
+        np.testing.assert_allclose(again, root, rtol=1e-12, atol=0)
+
+
 def test_sas_fit_is_the_best_of_its_grid_of_likelihoods() -> None:
     from gradnoise.clt.laws import _unit_iqr, fit_sas, sas_logpdf
     from gradnoise.estimators import alpha_mcculloch
