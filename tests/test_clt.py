@@ -8,9 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from gradnoise.clt import alpha_by_batch_size, hill_curve, tail_exponent, tail_exponent_interval
-from gradnoise.clt.batches import minibatch_noise
-from gradnoise.clt.hill import tail_exponents
+from gradnoise.clt.batches import alpha_by_batch_size, minibatch_noise
+from gradnoise.clt.hill import hill_curve, tail_exponent, tail_exponent_interval, tail_exponents
 from gradnoise.levy import sample_sas
 
 N = 4_000

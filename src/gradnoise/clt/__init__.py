@@ -6,21 +6,7 @@
 - ``laws``: which law (SαS, Student-t, Gaussian) fits the noise at one batch size;
 - ``pool``, ``table``: the α-stable study's stage, one checkpoint's pool reduced to its table.
 The per-example pool itself comes from ``gradnoise.per_example``.
+
+Nothing is imported here: the claims and figures jobs read ``table``'s schema, and importing the
+statistics would cost them torch and scipy (≈ 3.5 s of CPU a job). Import from the modules.
 """
-
-from gradnoise.clt.batches import alpha_by_batch_size
-from gradnoise.clt.hill import hill_curve, tail_exponent, tail_exponent_interval, tail_exponents
-from gradnoise.clt.laws import best_laws, shares_by_layer
-from gradnoise.clt.predict import Comparison, compare_with_predictions
-
-__all__ = [
-    "Comparison",
-    "alpha_by_batch_size",
-    "best_laws",
-    "compare_with_predictions",
-    "hill_curve",
-    "shares_by_layer",
-    "tail_exponent",
-    "tail_exponent_interval",
-    "tail_exponents",
-]

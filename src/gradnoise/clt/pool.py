@@ -26,11 +26,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr, stdtr
 
-from gradnoise.clt import best_laws, compare_with_predictions, hill_curve, shares_by_layer
 from gradnoise.clt.batches import minibatch_noise
-from gradnoise.clt.hill import hill_curves, tail_exponent_interval, tail_exponents
-from gradnoise.clt.laws import LAWS, fit_sas, fit_student_t, fit_student_t_columns, sas_abs_sf
-from gradnoise.clt.predict import Comparison, simulated_pool
+from gradnoise.clt.hill import hill_curve, hill_curves, tail_exponent_interval, tail_exponents
+from gradnoise.clt.laws import (
+    LAWS,
+    best_laws,
+    fit_sas,
+    fit_student_t,
+    fit_student_t_columns,
+    sas_abs_sf,
+    shares_by_layer,
+)
+from gradnoise.clt.predict import Comparison, compare_with_predictions, simulated_pool
 from gradnoise.clt.table import MODELS
 from gradnoise.io import ALL
 from gradnoise.tails import robust_scale
