@@ -213,6 +213,24 @@ def test_weighted_fit_recovers_a_known_slope_with_honest_coverage():
     assert exact.slope == pytest.approx(-3.0) and exact.high - exact.low < 1e-9
 
 
+def test_fit_line_intervals_use_scipy_stats_own_quantiles():
+    """The t and normal quantiles come from scipy.special: the same numbers as scipy.stats'."""
+    x = np.array([1.0, 2.0, 3.0, 4.0, 6.0])
+    y = np.array([0.1, 2.3, 3.8, 6.4, 9.9])
+    cases = [(None, stats.t.ppf(0.975, 3)), (np.full(5, 0.01), stats.t.ppf(0.975, 3))]
+    cases.append((np.full(5, 10.0), stats.norm.ppf(0.975)))  # χ²_red < 1: no inflation
+    for sd, q in cases:
+        fit = fit_line(x, y, sd)
+        half = (fit.high - fit.low) / 2
+        w = np.ones(5) if sd is None else 1 / sd**2
+        xm = np.sum(w * x) / np.sum(w)
+        var = 1 / np.sum(w * (x - xm) ** 2)
+        resid = y - fit.intercept - fit.slope * x
+        chi2_red = np.sum(w * resid**2) / 3
+        scale = chi2_red if sd is None or chi2_red > 1 else 1.0
+        assert half == pytest.approx(q * np.sqrt(var * scale), rel=1e-9)
+
+
 def test_fit_sweep_reads_the_theories_slopes_off_their_predictions():
     """On constructed rows whose 'measured' times follow the Kramers exponent exactly, the measured
     slope against 1/H is the exponent's coefficient, and the Lévy slope against log H is −α/2."""
