@@ -16,6 +16,7 @@ from gradnoise.escape import (
     escape_from_minimum,
     escape_sweep,
     escape_times,
+    escape_times_batch,
     fit_line,
     fit_sweep,
     predictions,
@@ -127,6 +128,28 @@ def test_sgd_with_sas_noise_matches_the_levy_exit_law():
         dtype=F64,
     )
     assert 0.90 < ex.mean / predicted < 1.06
+
+
+@pytest.mark.parametrize(
+    ("name", "noise"),
+    [("adam", InjectedNoise("sas", alpha=1.5)), ("adai", InjectedNoise("gaussian", 0.7))],
+)
+def test_batch_of_landscapes_equals_each_landscape_run_alone(name, noise):
+    """Each landscape of a batch draws from its own generator in its own run's order and is frozen
+    and dropped on the same iterations: the batch gives every landscape bit for bit its own run's
+    exit times (a pure quadratic well and barrier wells of several shapes, with warm-up)."""
+    lands = [
+        BarrierWell(2.0, 0.25, 0.5, (1.0, 0.5)),  # ΔL = H w²/2: the pure quadratic well
+        BarrierWell(2.0, 0.1, 0.5, (1.0, 0.5)),
+        BarrierWell(4.0, 0.15, 0.8, (2.0, 0.5)),
+    ]
+    seeds, kw = [7, 8, 9], {"n_paths": 50, "max_iters": 150, "warmup": 20, "dtype": F64}
+    batch = escape_times_batch(lands, name, {"lr": 0.1}, noise, seeds=seeds, **kw)
+    for land, seed, b in zip(lands, seeds, batch, strict=True):
+        alone = escape_times(land, name, {"lr": 0.1}, noise, seed=seed, **kw)
+        np.testing.assert_array_equal(b.times, alone.times)
+        assert (b.mean, b.path_steps) == (alone.mean, alone.path_steps)
+        assert 0 < b.n_exits < 50  # exits and censored paths both occur
 
 
 def test_noise_covariance_is_the_scaled_hessian_and_sas_at_two_is_gaussian():

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from scipy.special import ndtri, stdtrit
 
-from gradnoise.escape.exit_times import escape_times
+from gradnoise.escape.exit_times import escape_times_batch
 from gradnoise.escape.injected_noise import InjectedNoise
 from gradnoise.escape.theory import predictions
 from gradnoise.landscapes import BarrierWell
@@ -58,21 +58,26 @@ def escape_sweep(
     dtype: torch.dtype = torch.float32,
 ) -> list[dict[str, Any]]:
     """One row per landscape of the sweep: measured escape time and both theories' predictions. Each
-    configuration draws from its own stream (seed hashed with the configuration)."""
+    configuration draws from its own stream (seed hashed with the configuration); the landscapes run
+    together (``escape_times_batch``), each with the numbers of its own run."""
+    lands = sweep(axis, values, base)
+    keys = [
+        (axis, land.sharpness, land.height, land.width, optimizer, noise.kind, noise.alpha)
+        for land in lands
+    ]
+    exits = escape_times_batch(
+        lands,
+        optimizer,
+        hparams,
+        noise,
+        n_paths=n_paths,
+        max_iters=max_iters,
+        seeds=[hash_seed(seed, *key) for key in keys],
+        device=device,
+        dtype=dtype,
+    )
     rows = []
-    for land in sweep(axis, values, base):
-        key = (axis, land.sharpness, land.height, land.width, optimizer, noise.kind, noise.alpha)
-        ex = escape_times(
-            land,
-            optimizer,
-            hparams,
-            noise,
-            n_paths=n_paths,
-            max_iters=max_iters,
-            seed=hash_seed(seed, *key),
-            device=device,
-            dtype=dtype,
-        )
+    for land, ex in zip(lands, exits, strict=True):
         rows.append(
             {
                 "axis": axis,
