@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import _cli
 
-import pandas as pd
 import pyarrow as pa
 import torch
 
@@ -51,6 +50,8 @@ def main() -> None:
         s["device"] = str(resolve_device(s["device"]))
         table = sweep_table(s, measured, source)
     elif args.what == "slopes":
+        import pandas as pd  # here only: the sweep and minimum jobs need no pandas
+
         sweeps = pd.concat(
             [read_parquet(f, schema=ESCAPE_SWEEP_SCHEMA).to_pandas() for f in args.sweeps],
             ignore_index=True,

@@ -16,6 +16,7 @@ from gradnoise.escape import (
     escape_from_minimum,
     escape_sweep,
     escape_times,
+    escape_times_batch,
     fit_line,
     fit_sweep,
     predictions,
@@ -129,6 +130,28 @@ def test_sgd_with_sas_noise_matches_the_levy_exit_law():
     assert 0.90 < ex.mean / predicted < 1.06
 
 
+@pytest.mark.parametrize(
+    ("name", "noise"),
+    [("adam", InjectedNoise("sas", alpha=1.5)), ("adai", InjectedNoise("gaussian", 0.7))],
+)
+def test_batch_of_landscapes_equals_each_landscape_run_alone(name, noise):
+    """Each landscape of a batch draws from its own generator in its own run's order and is frozen
+    and dropped on the same iterations: the batch gives every landscape bit for bit its own run's
+    exit times (a pure quadratic well and barrier wells of several shapes, with warm-up)."""
+    lands = [
+        BarrierWell(2.0, 0.25, 0.5, (1.0, 0.5)),  # ΔL = H w²/2: the pure quadratic well
+        BarrierWell(2.0, 0.1, 0.5, (1.0, 0.5)),
+        BarrierWell(4.0, 0.15, 0.8, (2.0, 0.5)),
+    ]
+    seeds, kw = [7, 8, 9], {"n_paths": 50, "max_iters": 150, "warmup": 20, "dtype": F64}
+    batch = escape_times_batch(lands, name, {"lr": 0.1}, noise, seeds=seeds, **kw)
+    for land, seed, b in zip(lands, seeds, batch, strict=True):
+        alone = escape_times(land, name, {"lr": 0.1}, noise, seed=seed, **kw)
+        np.testing.assert_array_equal(b.times, alone.times)
+        assert (b.mean, b.path_steps) == (alone.mean, alone.path_steps)
+        assert 0 < b.n_exits < 50  # exits and censored paths both occur
+
+
 def test_noise_covariance_is_the_scaled_hessian_and_sas_at_two_is_gaussian():
     land = BarrierWell(4.0, 0.5, 1.0, other_curvatures=(1.0, 0.25))
     hess = land.hessian_at_minimum()
@@ -211,6 +234,24 @@ def test_weighted_fit_recovers_a_known_slope_with_honest_coverage():
     assert 0.92 < covered / 400 <= 1.0
     exact = fit_line(x, 2.0 - 3.0 * x)
     assert exact.slope == pytest.approx(-3.0) and exact.high - exact.low < 1e-9
+
+
+def test_fit_line_intervals_use_scipy_stats_own_quantiles():
+    """The t and normal quantiles come from scipy.special: the same numbers as scipy.stats'."""
+    x = np.array([1.0, 2.0, 3.0, 4.0, 6.0])
+    y = np.array([0.1, 2.3, 3.8, 6.4, 9.9])
+    cases = [(None, stats.t.ppf(0.975, 3)), (np.full(5, 0.01), stats.t.ppf(0.975, 3))]
+    cases.append((np.full(5, 10.0), stats.norm.ppf(0.975)))  # χ²_red < 1: no inflation
+    for sd, q in cases:
+        fit = fit_line(x, y, sd)
+        half = (fit.high - fit.low) / 2
+        w = np.ones(5) if sd is None else 1 / sd**2
+        xm = np.sum(w * x) / np.sum(w)
+        var = 1 / np.sum(w * (x - xm) ** 2)
+        resid = y - fit.intercept - fit.slope * x
+        chi2_red = np.sum(w * resid**2) / 3
+        scale = chi2_red if sd is None or chi2_red > 1 else 1.0
+        assert half == pytest.approx(q * np.sqrt(var * scale), rel=1e-9)
 
 
 def test_fit_sweep_reads_the_theories_slopes_off_their_predictions():

@@ -165,6 +165,16 @@ def test_exponential_mle_with_censoring():
     assert lo < 10.0 < hi and mean == pytest.approx(10.0, rel=0.03)
 
 
+def test_chi2_quantiles_are_scipy_stats_own():
+    from scipy import stats
+
+    from gradnoise.sde.estimates import _chi2_quantile
+
+    for df in (2, 3, 40, 4000):
+        for p in (0.025, 0.5, 0.975):
+            assert _chi2_quantile(p, df) == stats.chi2.ppf(p, df)
+
+
 def test_same_seed_same_exits_and_disjoint_seeds_differ():
     basin, noise = make_basin("box", 1, 1.0, 4.0), Noise(1.5, "independent", np.eye(1))
     a = simulate_exits(basin, noise, 0.2, n_paths=200, dt=0.05, t_max=50, seed=3)

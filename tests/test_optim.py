@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gradnoise.optim import Adai, build_optimizer
+from gradnoise.optim import Adai, build_optimizer, optimizer_settings
 from gradnoise.views import momentum_of
 
 
@@ -103,6 +103,18 @@ def test_torch_optimizers_are_built_with_their_settings(name, cls):
     assert opt.param_groups[0].get("momentum", 0.0) == (
         0.8 if name == "sgdm" else 0.0
     ) or name.startswith("adam")
+
+
+@pytest.mark.parametrize("name", ["sgd", "sgdm", "adam", "adamw", "adai", "adaiw"])
+def test_optimizer_settings_are_what_the_built_optimizer_holds(name):
+    """``optimizer_settings`` (read without building an optimizer) is the built param group's."""
+    hp = {"lr": 0.01, "momentum": 0.8, "betas": (0.5, 0.9), "eps": 1e-4, "weight_decay": 0.1}
+    for hparams in ({"lr": 0.01}, hp):
+        settings = optimizer_settings(name, hparams)
+        group = build_optimizer(name, [torch.nn.Parameter(torch.ones(2))], hparams).param_groups[0]
+        assert settings == {k: group[k] for k in settings}
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        optimizer_settings("lamb", {"lr": 0.1})
 
 
 def test_momentum_of_each_optimizer():

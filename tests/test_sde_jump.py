@@ -23,6 +23,7 @@ from gradnoise.sde import (
     simulate_exits,
 )
 from gradnoise.sde.ou_steps import _ou_factors, _skew_ou_step
+from gradnoise.sde.streams import Streams
 from gradnoise.simulate import SimSettings, calibration, matched, matched_noise
 
 
@@ -124,9 +125,47 @@ def test_skew_step_relaxes_to_the_two_sided_stationary_law():
         a = torch.where(x > 0, a_pos, a_neg)
         decay, g = _ou_factors(a, t[:, None])
         x1 = decay * x + (q * g).sqrt() * torch.randn((n, 1), generator=gen)
-        x = _skew_ou_step(x, x1, t, decay, q * g, a_pos, a_neg, q, gen)
+        streams = Streams([gen], [n], torch.device("cpu"))
+        x = _skew_ou_step(x, x1, t, decay, q * g, a_pos, a_neg, q, streams)
     assert float((x > 0).float().mean()) == pytest.approx(0.8, abs=0.006)
     assert float(x.square().mean()) == pytest.approx(0.8 / 2 + 0.2 / 32, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    ("kind", "model"),
+    [("box", "independent"), ("ellipsoid", "isotropic"), ("valley", "independent")],
+)
+def test_batch_equals_each_configuration_run_alone(kind, model):
+    """Each configuration of a batch (its basin's scale, ε, t_max and seed) draws from its own
+    generator in its own run's order, and every operation that mixes paths runs per configuration:
+    the batch's exits are bit for bit those of the separate runs (a non-diagonal M exercises the
+    correlated Gaussian part and the isotropic jumps' matrix product)."""
+    m = np.array([[1.0, 0.3, 0.0], [0.3, 0.8, 0.1], [0.0, 0.1, 0.5]])
+    noise = Noise(1.6, model, m)
+    basins = [make_basin(kind, 3, w, 4.0) for w in (1.0, 0.5, 1.0)]
+    eps, t_max, seeds = [0.02, 0.02, 0.1], [400.0, 80.0, 30.0], [3, 4, 5]
+    batch = gradnoise.sde.jump_scheme.simulate_exits_jump_batch(
+        basins, noise, eps, n_paths=300, dt=0.02, t_max=t_max, seeds=seeds
+    )
+    for basin, e, tm, s, b in zip(basins, eps, t_max, seeds, batch, strict=True):
+        alone = simulate_exits(
+            basin, noise, e, n_paths=300, dt=0.02, t_max=tm, seed=s, scheme="jump"
+        )
+        np.testing.assert_array_equal(b.times, alone.times)
+        np.testing.assert_array_equal(b.exited, alone.exited)
+        np.testing.assert_array_equal(b.face, alone.face)
+        assert (b.t_max, b.path_steps) == (alone.t_max, alone.path_steps)
+        assert 0 < b.exited.sum() < 300  # exits and censored paths both occur
+    with pytest.raises(ValueError, match="share their kind"):
+        gradnoise.sde.jump_scheme.simulate_exits_jump_batch(
+            [basins[0], make_basin("ellipsoid" if kind == "box" else "box", 3, 1.0, 4.0)],
+            noise,
+            [0.1, 0.1],
+            n_paths=10,
+            dt=0.02,
+            t_max=[1.0, 1.0],
+            seeds=[0, 1],
+        )
 
 
 def test_nan_state_stops_the_jump_simulation(monkeypatch):

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import torch
 
@@ -40,6 +39,9 @@ from gradnoise.landscapes import BarrierWell
 from gradnoise.models import build_model, fastest_memory_format, with_ghost_batchnorm
 from gradnoise.seeds import hash_seed
 from gradnoise.train import training_data
+
+if TYPE_CHECKING:
+    import pandas as pd  # the sweep and minimum jobs need no pandas
 
 log = logging.getLogger(__name__)
 

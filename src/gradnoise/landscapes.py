@@ -27,6 +27,7 @@ they carry curvatures h_j different from H (with one coordinate Adai's β1 is co
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,12 +87,66 @@ class BarrierWell:
     def grad(self, theta: torch.Tensor) -> torch.Tensor:
         """∇f(θ) for θ of shape (paths, d): (u'(θ_0), h_1 θ_1, …)."""
         x = theta[:, :1]
-        du = self.sharpness * x
         if self.joint < self.width:
-            outer = self.barrier_curvature * (self.width - x.abs()) * x.sign()
-            du = torch.where(x.abs() <= self.joint, du, outer)
+            du = _slope(x, self.sharpness, self.joint, self.barrier_curvature, self.width)
+        else:
+            du = self.sharpness * x
         return torch.cat([du, theta[:, 1:] * theta.new_tensor(self.other_curvatures)], dim=1)
 
     def exited(self, theta: torch.Tensor) -> torch.Tensor:
         """First passage past a barrier top: |θ_0| > w."""
         return theta[:, 0].abs() > self.width
+
+
+def _slope(
+    x: torch.Tensor,
+    sharpness: float | torch.Tensor,
+    joint: float | torch.Tensor,
+    curvature: float | torch.Tensor,
+    width: float | torch.Tensor,
+) -> torch.Tensor:
+    """u'(x) for x of shape (paths, 1), the parameters numbers or (paths, 1) columns: the same
+    arithmetic either way."""
+    outer = curvature * (width - x.abs()) * x.sign()
+    return torch.where(x.abs() <= joint, sharpness * x, outer)
+
+
+@dataclass(frozen=True)
+class WellRows:
+    """Paths on several BarrierWells of one dimension stacked in one θ, each row with its own
+    landscape's parameters: ``grad`` and ``exited`` give every path what its BarrierWell gives it,
+    bit for bit (a pure quadratic well's joint is +∞ here, so that the inner parabola always
+    applies)."""
+
+    params: torch.Tensor  # (paths, 4): H, x_c, K, w
+    others: torch.Tensor  # (paths, d − 1): h_1 … h_{d−1}
+
+    @staticmethod
+    def of(wells: Sequence[BarrierWell], config: torch.Tensor, dtype: torch.dtype) -> WellRows:
+        """Row i on ``wells[config[i]]``."""
+        pure = [w.joint >= w.width for w in wells]
+        params = torch.tensor(
+            [
+                [w.sharpness, math.inf, 0.0, w.width]
+                if p
+                else [w.sharpness, w.joint, w.barrier_curvature, w.width]
+                for w, p in zip(wells, pure, strict=True)
+            ],
+            dtype=dtype,
+            device=config.device,
+        )
+        others = torch.tensor(
+            [w.other_curvatures for w in wells], dtype=dtype, device=config.device
+        )
+        return WellRows(params[config], others[config])
+
+    def select(self, rows: torch.Tensor) -> WellRows:
+        return WellRows(self.params[rows], self.others[rows])
+
+    def grad(self, theta: torch.Tensor) -> torch.Tensor:
+        p = self.params
+        du = _slope(theta[:, :1], p[:, :1], p[:, 1:2], p[:, 2:3], p[:, 3:])
+        return torch.cat([du, theta[:, 1:] * self.others], dim=1)
+
+    def exited(self, theta: torch.Tensor) -> torch.Tensor:
+        return theta[:, 0].abs() > self.params[:, 3]

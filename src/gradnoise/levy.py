@@ -104,8 +104,12 @@ def open_uniform(
 ) -> torch.Tensor:
     """U(0, 1) on the open interval: torch.rand can return 0 (CPU) or 1 (some CUDA paths). The clamp
     moves a mass of at most one grid step (2⁻²⁴ in float32) and keeps −log U in (0, 17.4]."""
-    eps = torch.finfo(dtype).eps
-    u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+    return into_open_interval(torch.rand(shape, generator=generator, device=device, dtype=dtype))
+
+
+def into_open_interval(u: torch.Tensor) -> torch.Tensor:
+    """open_uniform's clamp, in place, for draws of torch.rand."""
+    eps = torch.finfo(u.dtype).eps
     return u.clamp_(eps / 4, 1 - eps / 2)
 
 

@@ -83,39 +83,52 @@ class Adai(torch.optim.Optimizer):
         return loss
 
 
+def optimizer_settings(name: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments ``build_optimizer`` gives the optimizer's class: `hparams` (the
+    optimizer's config entry) with the project's defaults. Reading them builds no optimizer, so it
+    does not import torch._dynamo (torch's optimizers do on their first construction)."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
+    hp = dict(hparams)
+    common = {"lr": hp["lr"]}
+    if name == "sgd":
+        return {**common, "momentum": 0.0, "weight_decay": hp.get("weight_decay", 0.0)}
+    if name == "sgdm":
+        return {
+            **common,
+            "momentum": hp.get("momentum", 0.9),
+            "nesterov": hp.get("nesterov", False),
+            "weight_decay": hp.get("weight_decay", 0.0),
+        }
+    if name in ("adam", "adamw"):
+        return {
+            **common,
+            "betas": tuple(hp.get("betas", (0.9, 0.999))),
+            "eps": hp.get("eps", 1e-8),
+            "weight_decay": hp.get("weight_decay", 0.0 if name == "adam" else 0.01),
+        }
+    return {
+        **common,
+        "betas": tuple(hp.get("betas", (0.1, 0.99))),
+        "eps": hp.get("eps", 1e-3),
+        "weight_decay": hp.get("weight_decay", 0.0),
+        "decoupled": name == "adaiw",
+    }
+
+
+_CLASSES: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "sgdm": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "adai": Adai,
+    "adaiw": Adai,
+}
+
+
 def build_optimizer(
     name: str, params: Iterable[torch.Tensor], hparams: dict[str, Any]
 ) -> torch.optim.Optimizer:
     """`hparams` is the optimizer's config entry (lr and the optimizer's own settings)."""
-    hp = dict(hparams)
-    if name == "sgd":
-        return torch.optim.SGD(
-            params, lr=hp["lr"], momentum=0.0, weight_decay=hp.get("weight_decay", 0.0)
-        )
-    if name == "sgdm":
-        return torch.optim.SGD(
-            params,
-            lr=hp["lr"],
-            momentum=hp.get("momentum", 0.9),
-            nesterov=hp.get("nesterov", False),
-            weight_decay=hp.get("weight_decay", 0.0),
-        )
-    if name in ("adam", "adamw"):
-        cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-        return cls(
-            params,
-            lr=hp["lr"],
-            betas=tuple(hp.get("betas", (0.9, 0.999))),
-            eps=hp.get("eps", 1e-8),
-            weight_decay=hp.get("weight_decay", 0.0 if name == "adam" else 0.01),
-        )
-    if name in ("adai", "adaiw"):
-        return Adai(
-            params,
-            lr=hp["lr"],
-            betas=tuple(hp.get("betas", (0.1, 0.99))),
-            eps=hp.get("eps", 1e-3),
-            weight_decay=hp.get("weight_decay", 0.0),
-            decoupled=name == "adaiw",
-        )
-    raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
+    settings = optimizer_settings(name, hparams)  # first: it names an unknown optimizer
+    return _CLASSES[name](params, **settings)

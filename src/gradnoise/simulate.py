@@ -35,9 +35,8 @@ from gradnoise.sde import (
     exponential_mle,
     loglog_slope,
     make_basin,
-    predicted_exit_time,
     radon_measure,
-    simulate_exits,
+    simulate_exits_batch,
 )
 from gradnoise.seeds import hash_seed
 
@@ -65,52 +64,57 @@ class SimSettings:
     threads: int = 2
 
 
-def _run(
-    basin: Basin,
+def _runs(
+    basins: list[Basin],
     noise: Noise,
-    eps: float,
+    eps: list[float],
     n_paths: int,
     ss: SimSettings,
-    key: tuple,
-    m_g: float | None = None,
-) -> dict:
-    """One configuration; `m_g`: the basin's m(G) for this noise when already computed (it does not
-    depend on ε, and isotropic noise's is a 200,000-point Monte Carlo integral)."""
-    predicted = (
-        predicted_exit_time(basin, noise, eps) if m_g is None else 1.0 / (eps**noise.alpha * m_g)
-    )
-    t_max = ss.censor_factor * predicted
-    ex = simulate_exits(
-        basin,
+    keys: list[tuple],
+) -> list[dict]:
+    """Configurations (basins[k], eps[k]) of one noise, simulated together (basins of one kind),
+    each with its own stream seeded from keys[k]. m(G) is computed once per basin: it does not
+    depend on ε, and isotropic noise's is a 200,000-point Monte Carlo integral."""
+    m_of = {id(b): radon_measure(b, noise) for b in basins}
+    m_g = [m_of[id(b)] for b in basins]
+    predicted = [1.0 / (e**noise.alpha * m) for e, m in zip(eps, m_g, strict=True)]
+    t_max = [ss.censor_factor * p for p in predicted]
+    exits = simulate_exits_batch(
+        basins,
         noise,
         eps,
         n_paths=n_paths,
         dt=ss.dt,
         t_max=t_max,
-        seed=hash_seed(ss.seed, *key),
+        seeds=[hash_seed(ss.seed, *key) for key in keys],
         device=ss.device,
         scheme=ss.scheme,
     )
-    mean, lo, hi = exponential_mle(ex.times, ex.exited)
-    return {
-        "eps": eps,
-        "eps_rel": eps / basin.min_exit_distance(noise.m),
-        "scheme": ss.scheme,
-        "dt": ss.dt,
-        "basin": basin.kind,
-        "dim": basin.dim,
-        "noise_model": noise.model,
-        "n_paths": n_paths,
-        "n_censored": int((~ex.exited).sum()),
-        "t_max": t_max,
-        "mean_exit": mean,
-        "ci_low": lo,
-        "ci_high": hi,
-        "predicted": predicted,
-        "ratio": mean / predicted,
-        "m_G": 1.0 / (predicted * eps**noise.alpha),
-        "path_steps": ex.path_steps,
-    }
+    rows = []
+    for b, e, p, tm, ex in zip(basins, eps, predicted, t_max, exits, strict=True):
+        mean, lo, hi = exponential_mle(ex.times, ex.exited)
+        rows.append(
+            {
+                "eps": e,
+                "eps_rel": e / b.min_exit_distance(noise.m),
+                "scheme": ss.scheme,
+                "dt": ss.dt,
+                "basin": b.kind,
+                "dim": b.dim,
+                "noise_model": noise.model,
+                "n_paths": n_paths,
+                "n_censored": int((~ex.exited).sum()),
+                "t_max": tm,
+                "mean_exit": mean,
+                "ci_low": lo,
+                "ci_high": hi,
+                "predicted": p,
+                "ratio": mean / p,
+                "m_G": 1.0 / (p * e**noise.alpha),
+                "path_steps": ex.path_steps,
+            }
+        )
+    return rows
 
 
 def _with_slopes(rows: list[dict], group_keys: tuple[str, ...]) -> list[dict]:
@@ -136,15 +140,15 @@ def calibration(experiment: str, ss: SimSettings) -> pa.Table:
     rows = []
     basin = Basin("box", np.ones(1), np.ones(1), np.ones(1), np.ones(1))
     for alpha in cal["alphas"]:
-        for eps in cal["eps"]:
-            r = _run(
-                basin,
-                Noise(alpha, "independent", np.eye(1)),
-                eps,
-                cal["n_paths"],
-                ss,
-                ("cal", alpha, eps),
-            )
+        runs = _runs(
+            [basin] * len(cal["eps"]),
+            Noise(alpha, "independent", np.eye(1)),
+            cal["eps"],
+            cal["n_paths"],
+            ss,
+            [("cal", alpha, eps) for eps in cal["eps"]],
+        )
+        for eps, r in zip(cal["eps"], runs, strict=True):
             rows.append(
                 {
                     "experiment": experiment,
@@ -231,34 +235,38 @@ def matched(experiment: str, arm: str, tails: pa.Table, ss: SimSettings) -> pa.T
     if match["status"] != "ok":
         log.warning("%s: no simulation (%s)", arm, match["status"])
         return pa.Table.from_pylist([{**base, "status": match["status"]}], schema=ESCAPE_SCHEMA)
-    rows = []
     scales = {"flat": 1.0, "sharp": 1.0 / ss.sharp_flat_ratio}
-    for kind in ss.basins:
-        for scale, width in scales.items():
-            basin = make_basin(kind, ss.dims, width, ss.sharp_flat_ratio)
-            for model in ss.noise_models:
-                noise = Noise(match["alpha"], model, match["m"])
-                m_g = radon_measure(basin, noise)
-                for eps in ss.eps:
-                    r = _run(basin, noise, eps, ss.n_paths, ss, (arm, kind, scale, model, eps), m_g)
-                    rows.append(
-                        {
-                            **base,
-                            "status": "ok",
-                            "scale": scale,
-                            "width": width,
-                            **{
-                                k: match[k]
-                                for k in (
-                                    "alpha",
-                                    "alpha_measured",
-                                    "alpha_source",
-                                    "spectrum_view",
-                                )
-                            },
-                            **r,
-                        }
-                    )
+    runs = {}
+    for kind in ss.basins:  # both scales and every ε of a basin kind and noise model at once
+        basins = {s: make_basin(kind, ss.dims, w, ss.sharp_flat_ratio) for s, w in scales.items()}
+        for model in ss.noise_models:
+            configs = [(scale, eps) for scale in scales for eps in ss.eps]
+            batch = _runs(
+                [basins[scale] for scale, _ in configs],
+                Noise(match["alpha"], model, match["m"]),
+                [eps for _, eps in configs],
+                ss.n_paths,
+                ss,
+                [(arm, kind, scale, model, eps) for scale, eps in configs],
+            )
+            runs |= {
+                (kind, scale, model, eps): r for (scale, eps), r in zip(configs, batch, strict=True)
+            }
+    measured = {k: match[k] for k in ("alpha", "alpha_measured", "alpha_source", "spectrum_view")}
+    rows = [
+        {
+            **base,
+            "status": "ok",
+            "scale": scale,
+            "width": width,
+            **measured,
+            **runs[kind, scale, model, eps],
+        }
+        for kind in ss.basins
+        for scale, width in scales.items()
+        for model in ss.noise_models
+        for eps in ss.eps
+    ]
     log.info(
         "%s: α=%.3f (%s), %d configurations",
         arm,

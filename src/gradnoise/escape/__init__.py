@@ -7,13 +7,14 @@ data (Nguyen, Şimşekli et al. 2019). One idea per module:
 
 - ``update_rules``: the optimizers' updates, vectorized over paths;
 - ``injected_noise``: Gaussian and SαS noise with covariance ∝ Hessian / batch size;
-- ``exit_times``: escape times of many paths on a landscape, and their censored mean;
+- ``exit_times``: escape times of many paths on a landscape (or on several at once), and their
+  censored mean;
 - ``theory``: the diffusion (Xie et al.) and Lévy (Zhou et al.) predictions;
 - ``sweeps``: sweeps of one landscape axis and the fits of log τ against it;
 - ``minimum``: escape from a trained network's minimum.
 """
 
-from gradnoise.escape.exit_times import EscapeTimes, Landscape, escape_times
+from gradnoise.escape.exit_times import EscapeTimes, escape_times, escape_times_batch
 from gradnoise.escape.injected_noise import NOISE_KINDS, SAS_MODELS, InjectedNoise
 from gradnoise.escape.minimum import MinimumEscape, escape_from_minimum
 from gradnoise.escape.sweeps import (
@@ -35,7 +36,6 @@ __all__ = [
     "SAS_MODELS",
     "EscapeTimes",
     "InjectedNoise",
-    "Landscape",
     "LineFit",
     "MinimumEscape",
     "UpdateRule",
@@ -44,6 +44,7 @@ __all__ = [
     "escape_from_minimum",
     "escape_sweep",
     "escape_times",
+    "escape_times_batch",
     "fit_line",
     "fit_sweep",
     "predictions",

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
+from scipy.special import ndtri, stdtrit
 
-from gradnoise.escape.exit_times import escape_times
+from gradnoise.escape.exit_times import escape_times_batch
 from gradnoise.escape.injected_noise import InjectedNoise
 from gradnoise.escape.theory import predictions
 from gradnoise.landscapes import BarrierWell
@@ -58,21 +58,26 @@ def escape_sweep(
     dtype: torch.dtype = torch.float32,
 ) -> list[dict[str, Any]]:
     """One row per landscape of the sweep: measured escape time and both theories' predictions. Each
-    configuration draws from its own stream (seed hashed with the configuration)."""
+    configuration draws from its own stream (seed hashed with the configuration); the landscapes run
+    together (``escape_times_batch``), each with the numbers of its own run."""
+    lands = sweep(axis, values, base)
+    keys = [
+        (axis, land.sharpness, land.height, land.width, optimizer, noise.kind, noise.alpha)
+        for land in lands
+    ]
+    exits = escape_times_batch(
+        lands,
+        optimizer,
+        hparams,
+        noise,
+        n_paths=n_paths,
+        max_iters=max_iters,
+        seeds=[hash_seed(seed, *key) for key in keys],
+        device=device,
+        dtype=dtype,
+    )
     rows = []
-    for land in sweep(axis, values, base):
-        key = (axis, land.sharpness, land.height, land.width, optimizer, noise.kind, noise.alpha)
-        ex = escape_times(
-            land,
-            optimizer,
-            hparams,
-            noise,
-            n_paths=n_paths,
-            max_iters=max_iters,
-            seed=hash_seed(seed, *key),
-            device=device,
-            dtype=dtype,
-        )
+    for land, ex in zip(lands, exits, strict=True):
         rows.append(
             {
                 "axis": axis,
@@ -116,7 +121,9 @@ def fit_line(
 ) -> LineFit:
     """Least-squares line y = a + b x. With ``sd``: weights 1/sd², the slope's standard error from
     those variances times max(1, √χ²_red), and a t_{n−2} quantile once inflated (normal otherwise).
-    Without: ordinary least squares with the t_{n−2} interval (none for n = 2)."""
+    Without: ordinary least squares with the t_{n−2} interval (none for n = 2). The quantiles come
+    from scipy.special, the functions scipy.stats' t.ppf and norm.ppf evaluate: the escape jobs that
+    import this module need nothing else from scipy.stats."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     n = len(x)
     if n < 2:
@@ -130,12 +137,12 @@ def fit_line(
     if sd is None:
         if dof == 0:
             return LineFit(float(b), math.nan, math.nan, float(a), n, math.nan)
-        se, q = math.sqrt(cov[1, 1] * chi2 / dof), stats.t.ppf((1 + level) / 2, dof)
+        se, q = math.sqrt(cov[1, 1] * chi2 / dof), stdtrit(dof, (1 + level) / 2)
         return LineFit(float(b), b - q * se, b + q * se, float(a), n, math.nan)
     chi2_red = chi2 / dof if dof else math.nan
     inflate = dof > 0 and chi2_red > 1
     se = math.sqrt(cov[1, 1] * (chi2_red if inflate else 1.0))
-    q = stats.t.ppf((1 + level) / 2, dof) if inflate else stats.norm.ppf((1 + level) / 2)
+    q = stdtrit(dof, (1 + level) / 2) if inflate else ndtri((1 + level) / 2)
     return LineFit(float(b), b - q * se, b + q * se, float(a), n, chi2_red)
 
 

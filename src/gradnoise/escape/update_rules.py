@@ -9,14 +9,15 @@ from typing import Any
 
 import torch
 
-from gradnoise.optim import OPTIMIZERS, build_optimizer
+from gradnoise.optim import optimizer_settings
 
 
 @dataclass(frozen=True)
 class UpdateRule:
     """One optimizer's update applied to θ of shape (paths, d), each row an independent parameter
-    vector. ``group`` is the param group that ``build_optimizer`` makes from the same hparams, so the
-    defaults and the meaning of every key are the project's."""
+    vector. ``group`` holds the settings that ``build_optimizer`` gives the optimizer's class for
+    the same hparams (``optimizer_settings``), so the defaults and the meaning of every key are the
+    project's."""
 
     name: str
     group: dict[str, Any]
@@ -48,7 +49,7 @@ class UpdateRule:
             return theta - lr * d
         if self.name in ("adam", "adamw"):
             beta1, beta2 = gr["betas"]
-            decoupled = gr.get("decoupled_weight_decay", self.name == "adamw")
+            decoupled = self.name == "adamw"
             if wd and decoupled:
                 theta = theta * (1 - lr * wd)
             elif wd:
@@ -83,13 +84,7 @@ class UpdateRule:
 
 def update_rule(name: str, hparams: dict[str, Any]) -> UpdateRule:
     """The vectorized twin of ``build_optimizer(name, ..., hparams)``."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
-    opt = build_optimizer(name, [torch.zeros(1, requires_grad=True)], hparams)
-    group = {k: v for k, v in opt.param_groups[0].items() if k != "params"}
-    if group.get("maximize") or group.get("amsgrad") or group.get("dampening"):
-        raise ValueError(f"{name}: maximize, amsgrad and dampening are not supported here")
-    return UpdateRule(name, group)
+    return UpdateRule(name, optimizer_settings(name, hparams))
 
 
 def select_state(state: dict[str, Any], keep: torch.Tensor) -> dict[str, Any]:

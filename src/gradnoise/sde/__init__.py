@@ -8,10 +8,11 @@ jumps as events, the exact Ornstein–Uhlenbeck law between them), whose cost pe
 as ε → 0. Prediction (Imkeller & Pavlyukevich 2006 and its d-D form): E σ ≈ 1 / (ε^α m(G)),
 m(G) = ν({y : θ* + M y ∉ G}).
 
-Simulation is vectorized over paths in torch (CPU or GPU): finished paths are dropped as they
-finish, and every configuration draws from its own seeded generator. A non-finite state stops the
-simulation (FloatingPointError); it never counts as an exit. Mean exit times use censoring at t_max
-and the exponential MLE Σ min(σ_i, t_max) / #exits.
+Simulation is vectorized over paths in torch (CPU or GPU), and the jump scheme also over the ε of
+one basin and noise: finished paths are dropped as they finish, and every configuration draws from
+its own seeded generator, batched or not. A non-finite state stops the simulation
+(FloatingPointError); it never counts as an exit. Mean exit times use censoring at t_max and the
+exponential MLE Σ min(σ_i, t_max) / #exits.
 
 One idea per module:
 
@@ -22,7 +23,8 @@ One idea per module:
 - ``euler``: Euler–Maruyama;
 - ``noise_split``: the noise split into big jumps and a Brownian part (jump-adapted scheme);
 - ``ou_steps``: the exact Ornstein–Uhlenbeck steps between jumps and their crossing probability;
-- ``jump_scheme``: the jump-adapted scheme;
+- ``streams``: one random stream per configuration of a batch simulated in one loop;
+- ``jump_scheme``: the jump-adapted scheme, one configuration or several ε at once;
 - ``simulation``: either integrator by name, and the 1-D mean exit time;
 - ``estimates``: the censored mean exit time and the log-log slope.
 """
@@ -31,9 +33,19 @@ from gradnoise.sde.basins import BASINS, Basin, make_basin
 from gradnoise.sde.driving_noise import NOISE_MODELS, Noise
 from gradnoise.sde.estimates import exponential_mle, loglog_slope
 from gradnoise.sde.exits import Exits
-from gradnoise.sde.jump_scheme import JUMP_THRESHOLD, MISSED_CROSSING, simulate_exits_jump
+from gradnoise.sde.jump_scheme import (
+    JUMP_THRESHOLD,
+    MISSED_CROSSING,
+    simulate_exits_jump,
+    simulate_exits_jump_batch,
+)
 from gradnoise.sde.predictions import predicted_exit_time, predicted_exit_time_1d, radon_measure
-from gradnoise.sde.simulation import SCHEMES, mean_exit_time_1d, simulate_exits
+from gradnoise.sde.simulation import (
+    SCHEMES,
+    mean_exit_time_1d,
+    simulate_exits,
+    simulate_exits_batch,
+)
 
 __all__ = [
     "BASINS",
@@ -52,5 +64,7 @@ __all__ = [
     "predicted_exit_time_1d",
     "radon_measure",
     "simulate_exits",
+    "simulate_exits_batch",
     "simulate_exits_jump",
+    "simulate_exits_jump_batch",
 ]

@@ -6,7 +6,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
+from scipy.special import gammaincinv
+
+
+def _chi2_quantile(p: float, df: float) -> float:
+    """The χ²_df quantile at p, by scipy.stats.chi2.ppf's own formula 2 P⁻¹(df/2, p) (P the
+    regularized lower incomplete gamma function): scipy.special is already loaded where this runs,
+    scipy.stats would be imported for these two numbers alone."""
+    return float(2 * gammaincinv(df / 2, p))
 
 
 def exponential_mle(
@@ -17,12 +24,12 @@ def exponential_mle(
     r = int(np.sum(exited))
     total = float(np.sum(times))
     if r == 0:
-        return math.inf, total / stats.chi2.ppf((1 + level) / 2, 2), math.inf
+        return math.inf, total / _chi2_quantile((1 + level) / 2, 2), math.inf
     a = 1 - level
     return (
         total / r,
-        2 * total / stats.chi2.ppf(1 - a / 2, 2 * r),
-        2 * total / stats.chi2.ppf(a / 2, 2 * r),
+        2 * total / _chi2_quantile(1 - a / 2, 2 * r),
+        2 * total / _chi2_quantile(a / 2, 2 * r),
     )
 
 

@@ -3,11 +3,12 @@ coordinate, and the bridge probability that the Gaussian part left G during a st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-from gradnoise.levy import open_uniform
 from gradnoise.sde.basins import Basin
-from gradnoise.sde.noise_split import _NoiseSplit
+from gradnoise.sde.streams import Streams
 
 
 def _ou_factors(a: torch.Tensor, tau: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,7 +37,7 @@ def _skew_ou_step(
     a_pos: torch.Tensor,
     a_neg: torch.Tensor,
     q: torch.Tensor,
-    gen: torch.Generator,
+    streams: Streams,
 ) -> torch.Tensor:
     """dX = −a(X) X dt + √q dB with a = a₊ on X > 0 and a₋ on X < 0 (the valley's coordinate),
     given the endpoint x1 of the one-sided OU of x0's side. Until X first hits 0 it is that OU, so
@@ -46,16 +47,16 @@ def _skew_ou_step(
     for a₊ = a₋ and for s ≫ 1/a (the stationary law ∝ exp(−a± x²/q)); in between it keeps the
     density continuous at 0, as the true one is (measured for a₋/a₊ = 16 against a fine Euler run:
     P(X > 0) too high by up to 0.05 for 1/a₋ < s < 1/a₊)."""
-    shape, dev, dtype = x0.shape, x0.device, x0.dtype
-    hit = open_uniform(shape, gen, dev, dtype) < _bridge_hit(x0.abs(), x1 * x0.sign(), decay, var)
+    cols, dtype = x0.shape[1:], x0.dtype
+    hit = streams.uniform(cols, dtype) < _bridge_hit(x0.abs(), x1 * x0.sign(), decay, var)
     z0 = x0.abs() * decay / var.sqrt()
-    z = -torch.special.ndtri(open_uniform(shape, gen, dev, dtype) * torch.special.ndtr(-z0))
+    z = -torch.special.ndtri(streams.uniform(cols, dtype) * torch.special.ndtr(-z0))
     a = torch.where(x0 > 0, a_pos, a_neg)
     t_hit = torch.log1p(2 * a * x0.square() / (q * z.square())) / (2 * a)
     s = (tau[:, None] - t_hit).clamp(min=0)
     w_pos, w_neg = (_ou_factors(ak, s)[1].sqrt() for ak in (a_pos, a_neg))
-    plus = open_uniform(shape, gen, dev, dtype) * (w_pos + w_neg) < w_pos
-    restart = torch.randn(shape, generator=gen, device=dev, dtype=dtype).abs() * q.sqrt()
+    plus = streams.uniform(cols, dtype) * (w_pos + w_neg) < w_pos
+    restart = streams.normal(cols, dtype).abs() * q.sqrt()
     restart = torch.where(plus, restart * w_pos, -restart * w_neg)
     return torch.where(hit, restart, x1)
 
@@ -94,19 +95,26 @@ def _diffusion_step(
     a_pos: torch.Tensor,
     a_neg: torch.Tensor,
     skew: torch.Tensor,
-    split: _NoiseSplit,
-    gen: torch.Generator,
+    q: torch.Tensor,
+    corr_chol: Sequence[torch.Tensor] | None,
+    streams: Streams,
 ) -> tuple[torch.Tensor, ...]:
     """The exact OU transition of each coordinate over τ (curvature of x's side, the valley's
-    coordinates by _skew_ou_step); also returns each coordinate's curvature, e^(−aτ) and
-    variance."""
-    n, d = x.shape
+    coordinates by _skew_ou_step); q is each path's variance rate per coordinate and corr_chol each
+    configuration's Cholesky factor of the correlation (None: uncorrelated). Also returns each
+    coordinate's curvature, e^(−aτ) and variance."""
+    d = x.shape[1]
     a = torch.where(x > 0, a_pos, a_neg)
     decay, g = _ou_factors(a, tau[:, None])
-    var = split.q * g
-    z = torch.randn((n, d), generator=gen, device=x.device, dtype=x.dtype)
-    if split.corr_chol is not None:
-        z = z @ split.corr_chol.T
+    var = q * g
+    if corr_chol is None:
+        z = streams.normal((d,), x.dtype)
+    else:
+        z = streams.each(
+            lambda k, gen, n: (
+                torch.randn((n, d), generator=gen, device=x.device, dtype=x.dtype) @ corr_chol[k].T
+            )
+        )
     x1 = decay * x + var.sqrt() * z
     if skew.numel():
         x1[:, skew] = _skew_ou_step(
@@ -117,7 +125,7 @@ def _diffusion_step(
             var[:, skew],
             a_pos[skew],
             a_neg[skew],
-            split.q[skew],
-            gen,
+            q[:, skew],
+            streams,
         )
     return x1, a, decay, var

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -10,7 +12,7 @@ from gradnoise.sde.driving_noise import Noise
 from gradnoise.sde.estimates import exponential_mle
 from gradnoise.sde.euler import _simulate_exits_euler
 from gradnoise.sde.exits import Exits
-from gradnoise.sde.jump_scheme import simulate_exits_jump
+from gradnoise.sde.jump_scheme import simulate_exits_jump, simulate_exits_jump_batch
 from gradnoise.sde.predictions import predicted_exit_time_1d
 
 SCHEMES = ("euler", "jump")
@@ -35,6 +37,33 @@ def simulate_exits(
         raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
     run = simulate_exits_jump if scheme == "jump" else _simulate_exits_euler
     return run(basin, noise, eps, n_paths=n_paths, dt=dt, t_max=t_max, seed=seed, device=device)
+
+
+def simulate_exits_batch(
+    basins: Sequence[Basin],
+    noise: Noise,
+    eps: Sequence[float],
+    *,
+    n_paths: int,
+    dt: float,
+    t_max: Sequence[float],
+    seeds: Sequence[int],
+    device: str | torch.device = "cpu",
+    scheme: str = "euler",
+) -> list[Exits]:
+    """simulate_exits for each configuration (basins[k], eps[k], t_max[k], seeds[k]) of one noise,
+    the basins of one kind, dimension and curvatures, each result the same as its own call: the
+    jump scheme runs them in one loop (simulate_exits_jump_batch), Euler one after another."""
+    if scheme == "jump":
+        return simulate_exits_jump_batch(
+            basins, noise, eps, n_paths=n_paths, dt=dt, t_max=t_max, seeds=seeds, device=device
+        )
+    return [
+        simulate_exits(
+            b, noise, e, n_paths=n_paths, dt=dt, t_max=tm, seed=s, device=device, scheme=scheme
+        )
+        for b, e, tm, s in zip(basins, eps, t_max, seeds, strict=True)
+    ]
 
 
 def mean_exit_time_1d(
