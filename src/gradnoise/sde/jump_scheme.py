@@ -136,7 +136,8 @@ def simulate_exits_jump_batch(
     kinked = (first.h_upper != first.h_lower) & (splits[0].q.cpu().numpy() > 0)  # same for all
     skew = torch.as_tensor(np.flatnonzero(kinked), device=dev)  # else the step never crosses 0
     a_max = float(max(a_pos.max(), a_neg.max()))
-    # per configuration, indexed by each path's; a Python float meets float32 as float32
+    # per configuration, gathered per path (`safe` in float32: torch compared the float32 safety
+    # with the Python float it was in float32)
     up_of = torch.as_tensor(np.stack([b.upper for b in basins]), dtype=f32, device=dev)
     lo_of = torch.as_tensor(np.stack([b.lower for b in basins]), dtype=f32, device=dev)
     safe = torch.tensor([_safe_level(d, a_max, tm) for tm in t_max], dtype=f32, device=dev)
@@ -155,7 +156,7 @@ def simulate_exits_jump_batch(
     path_steps = [0] * k
     while x.shape[0]:
         config = idx // n_paths
-        streams = Streams(gens, [0] * k, dev).rows(config)
+        streams = Streams.of(gens, config)
         path_steps = [s + n for s, n in zip(path_steps, streams.sizes, strict=True)]
         q, up, lo = q_of[config], up_of[config], lo_of[config]
         near = _safety(first, x, lo, up, a_pos, a_neg, q) < safe[config]

@@ -50,7 +50,12 @@ class Streams:
             return parts[0]
         return torch.cat(parts) if parts else draw(0, self.generators[0], 0)
 
+    @staticmethod
+    def of(generators: Sequence[torch.Generator], config: torch.Tensor) -> Streams:
+        """The streams of rows whose configurations are `config` (grouped, in order)."""
+        sizes = torch.bincount(config, minlength=len(generators)).tolist()
+        return Streams(generators, sizes, config.device)
+
     def rows(self, config: torch.Tensor) -> Streams:
         """The streams of a subset of the rows, given the configuration of each (in order)."""
-        sizes = torch.bincount(config, minlength=len(self.generators)).tolist()
-        return Streams(self.generators, sizes, self.device)
+        return Streams.of(self.generators, config)
