@@ -13,9 +13,7 @@ from torch import nn
 
 from gradnoise.models import fastest_memory_format
 
-# most examples per forward/backward of the gradient pass on the CPU: B = 64 minibatches whole, B = 100
-# in halves (timed in benchmarks/README.md)
-MICRO_BATCH = 64
+MICRO_BATCH = 50  # most examples per forward/backward of the gradient pass on the CPU
 
 
 # the mean loss of the examples at the given indices, computed with the given model
