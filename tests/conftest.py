@@ -30,10 +30,27 @@ def run_script(name: str, *args: str, monkeypatch) -> None:
     runpy.run_path(str(ROOT / "scripts" / f"{name}.py"), run_name="__main__")
 
 
+# test modules that share the session's pipeline run (``local_run``): one xdist group, so that it runs once
+SHARES_THE_PIPELINE_RUN = {"test_workflow.py", "test_slurm.py"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups into the test ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the SLURM test last: once SLURM's client tools are installed and the cluster is down again,
-    the executor plugin slows every later snakemake start by ~10 s."""
-    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
+    """Under pytest-xdist (`-n 2 --dist loadgroup --no-loadscope-reorder`, the default options) each module is one group, so
+    its module-scoped fixtures are made once, and the modules that share the pipeline run are one
+    group, so it is made once; that group goes first (it is the longest; the other worker takes the
+    rest meanwhile). The SLURM test runs last in it: once SLURM's client tools are installed and the
+    cluster is down again, the executor plugin slows every later snakemake start by ~10 s."""
+
+    def shares_the_run(item: pytest.Item) -> bool:
+        return item.path.name in SHARES_THE_PIPELINE_RUN
+
+    for item in items:
+        group = "pipeline_run" if shares_the_run(item) else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(
+        key=lambda item: (not shares_the_run(item), item.get_closest_marker("slurm") is not None)
+    )
 
 
 TOP_LEVEL_IGNORE = {".git", "results", "logs", ".snakemake", "data", ".pytest_cache", ".ruff_cache"}

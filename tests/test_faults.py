@@ -366,3 +366,26 @@ def test_sharpness_refuses_a_checkpoint_without_status_or_of_another_seed(tmp_pa
     r = _sharpness(tmp_path, other, runs["sgd"] / "checkpoints" / "step24.pt", history)
     assert r.returncode != 0 and "seed: file has 0, expected 5" in r.stderr
     assert not (tmp_path / "sharpness.parquet").exists()
+
+
+def test_sharpness_estimates_the_trace_only_when_asked(tmp_path, runs):
+    """Hutchinson's trace is opt-in (no claim reads it): with 0 probes the row has λ_max and a null
+    trace, with probes a finite trace and its standard error, and the same λ_max."""
+    s = run_settings(optimizer="sgd")
+    base = {"n_batches": 1, "batch_size": 50, "max_iter": 3, "tol": 1e-3, "seed": 0}
+    checkpoint = runs["sgd"] / "checkpoints" / "step24.pt"
+    rows = {}
+    for probes in (0, 2):
+        settings = {
+            "run": s.run,
+            "dataset": s.dataset,
+            "model": s.model,
+            "device": "cpu",
+            "sharpness": {**base, "hutchinson_samples": probes},
+        }
+        r = _sharpness(tmp_path, settings, checkpoint, runs["sgd"] / "history.parquet")
+        assert r.returncode == 0, r.stderr
+        rows[probes] = pq.read_table(tmp_path / "sharpness.parquet").to_pylist()[0]
+    assert rows[0]["trace"] is None and rows[0]["trace_se"] is None
+    assert np.isfinite(rows[2]["trace"]) and np.isfinite(rows[2]["trace_se"])
+    assert rows[0]["top_eigenvalue"] == rows[2]["top_eigenvalue"] > 0
